@@ -1,0 +1,1 @@
+"""System APIs: one port per role, one adapter per vendor."""
