@@ -1,0 +1,194 @@
+"""POST /v1/webhooks/crm/opportunities: verify, validate, record, enqueue, answer fast.
+
+Two channels share the route, told apart by content type:
+- ``application/json``: a Standard Webhooks-signed opportunity change -> ``202 {"correlationId"}``;
+- ``text/xml``: a Salesforce Outbound Message (SOAP, up to 100 notifications) -> the SOAP ``Ack``.
+Bad input is answered with what is wrong and nothing is enqueued: 401 unverified sender, 400 malformed body
+(the problems name the fields), 413 too large, 415 wrong content type. Nothing is processed here beyond
+recording and enqueueing; the project is built by the project-initiation state machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hub.flows.initiation.intake import Accepted, Delivery, OpportunityChanged, accept, problems_from
+from hub.observability import entry, logger, metrics
+from hub.settings import CrmWebhookSettings, load
+from hub.webhooks import (
+    MalformedBody,
+    SignatureError,
+    parse_outbound_message,
+    signing_secrets,
+    soap_ack,
+    soap_fault,
+    verify_standard_webhook,
+)
+
+JSON_TYPES = frozenset({"application/json"})
+SOAP_TYPES = frozenset({"text/xml", "application/soap+xml"})
+
+
+@dataclass
+class WebhookDeps:
+    secrets: Callable[[], list[str]]
+    accept: Callable[[Delivery], Accepted]
+    org_id: str
+    max_body_bytes: int
+
+
+@functools.cache
+def default_deps() -> WebhookDeps:
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    from hub import aws
+    from hub.ledger import Ledger
+
+    settings = load(CrmWebhookSettings)
+    ledger = Ledger(settings.ledger_table)
+    sqs = aws.client("sqs")
+
+    def enqueue(message: dict[str, Any]) -> None:
+        sqs.send_message(
+            QueueUrl=settings.intake_queue_url,
+            MessageBody=json.dumps(message),
+            MessageAttributes={"correlationId": {"DataType": "String", "StringValue": message["correlationId"]}},
+        )
+
+    @idempotent_function(
+        data_keyword_argument="delivery",
+        persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        config=IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=14 * 24 * 3600),
+        key_prefix="crm-webhook.delivery",
+    )
+    def accept_once(delivery: Delivery) -> dict[str, Any]:
+        return accept(delivery, ledger=ledger, enqueue=enqueue).model_dump()
+
+    return WebhookDeps(
+        secrets=lambda: signing_secrets(parameters.get_secret(settings.webhook_secret_arn, max_age=300)),
+        accept=lambda delivery: Accepted.model_validate(accept_once(delivery=delivery)),
+        org_id=settings.crm_org_id,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def _xml(status: int, body: str) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "text/xml; charset=utf-8"}, "body": body}
+
+
+def _reject(status: int, error: str, problems: list[dict[str, str]] | None = None, soap: bool = False) -> dict:
+    metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
+    logger.info("webhook rejected", extra={"status": status, "error": error})
+    if soap:
+        return _xml(status, soap_fault(error if not problems else f"{error}: {problems}"))
+    return _json(status, {"error": error, **({"problems": problems} if problems else {})})
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items() if v is not None}
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if values and key.lower() not in headers:
+            headers[key.lower()] = values[-1]
+    return headers
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    raw = event.get("body") or ""
+    return base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
+
+
+def _json_delivery(body: bytes, headers: dict[str, str], deps: WebhookDeps) -> dict[str, Any]:
+    from hub.mapping.salesforce import opportunity_from_salesforce
+
+    try:
+        delivery_id = verify_standard_webhook(body, headers, deps.secrets())
+    except SignatureError as exc:
+        return _reject(401, f"unverified sender: {exc}")
+    try:
+        change = OpportunityChanged.model_validate_json(body)
+    except ValueError as exc:
+        return _reject(400, "malformed body", problems_from(exc))
+    try:
+        opportunity = opportunity_from_salesforce(change.data.record)
+    except ValueError as exc:
+        return _reject(400, "malformed opportunity record", problems_from(exc, "data.record."))
+    accepted = deps.accept(
+        Delivery(
+            delivery_id=delivery_id,
+            channel="webhook",
+            stage_changed="StageName" in change.data.changedFields,
+            opportunity=opportunity,
+        )
+    )
+    metrics.add_metric(name="OpportunityDeliveries", unit="Count", value=1)
+    logger.info("delivery accepted", extra={"correlation_id": accepted.correlation_id, "status": accepted.status,
+                                            "enqueued": accepted.enqueued})
+    return _json(202, {"correlationId": accepted.correlation_id, "status": accepted.status})
+
+
+def _soap_delivery(body: bytes, deps: WebhookDeps) -> dict[str, Any]:
+    from hub.mapping.salesforce import opportunity_from_salesforce
+
+    try:
+        message = parse_outbound_message(body)
+    except MalformedBody as exc:
+        return _reject(400, str(exc), exc.problems, soap=True)
+    if message.organization_id[:15] != deps.org_id[:15]:
+        return _reject(401, "unverified sender: unknown OrganizationId", soap=True)
+    deliveries = []
+    for index, note in enumerate(message.notifications):
+        if note.sobject_type != "Opportunity":
+            return _reject(400, "unsupported sObject", [{"field": f"Notification[{index}].sObject",
+                                                         "problem": f"{note.sobject_type} is not Opportunity"}],
+                           soap=True)
+        try:
+            opportunity = opportunity_from_salesforce(note.fields)
+        except ValueError as exc:
+            return _reject(400, "malformed opportunity", problems_from(exc, f"Notification[{index}].sObject."),
+                           soap=True)
+        # An Outbound Message fires on its workflow rule (stage reached Closed Won): that is the change.
+        deliveries.append(Delivery(delivery_id=note.notification_id, channel="outbound-message",
+                                   stage_changed=True, opportunity=opportunity))
+    for delivery in deliveries:  # validated all first: a bad notification rejects the message whole
+        accepted = deps.accept(delivery)
+        logger.info("notification accepted", extra={"correlation_id": accepted.correlation_id,
+                                                   "status": accepted.status, "enqueued": accepted.enqueued})
+    metrics.add_metric(name="OpportunityDeliveries", unit="Count", value=len(deliveries))
+    return _xml(200, soap_ack(True))
+
+
+@entry(CrmWebhookSettings, correlation_id_path="requestContext.requestId")
+def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None) -> dict[str, Any]:
+    deps = deps or default_deps()
+    headers = _headers(event)
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    soap = content_type in SOAP_TYPES
+    body = _body(event)
+    if len(body) > deps.max_body_bytes:
+        return _reject(413, f"body of {len(body)} bytes exceeds the {deps.max_body_bytes}-byte limit", soap=soap)
+    if not soap and content_type not in JSON_TYPES:
+        return _reject(415, f"unsupported content type {content_type or '(none)'}; send application/json "
+                            "(Standard Webhooks) or text/xml (Salesforce Outbound Message)")
+    try:
+        return _soap_delivery(body, deps) if soap else _json_delivery(body, headers, deps)
+    except Exception:  # the sender retries on 5xx and every step above is idempotent: nothing is lost
+        logger.exception("could not record the delivery")
+        metrics.add_metric(name="WebhookErrors", unit="Count", value=1)
+        message = "temporarily unable to record the delivery; retry later"
+        return _xml(503, soap_fault(message, client_fault=False)) if soap else _json(503, {"error": message})
+
+

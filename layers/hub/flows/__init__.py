@@ -1,0 +1,1 @@
+"""Business flows: plain functions that know nothing of Lambda events."""

@@ -1,0 +1,255 @@
+"""The transaction ledger: one item per business transaction, with every checkpoint beside it.
+
+Layout (one DynamoDB table):
+- header     ``pk=TX#{correlationId}``, ``sk=TX``: flow, business key, status, attempt, reason, refs;
+  indexed by business key (``gsi1pk=BK#{key}``) and by status (``gsi2pk=ST#{status}``).
+- checkpoint ``sk=CP#{time}#{step}``: each step's outcome (ok, retry, parked...), attempt and detail.
+- delivery   ``sk=DL#{deliveryId}``: each inbound delivery that mapped to this transaction (duplicates show).
+
+Everything is keyed on the correlation id so one query returns the whole story of a transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from hub import aws
+
+
+class Status(enum.StrEnum):
+    RECEIVED = "RECEIVED"  # recorded at the door, not yet handed to the queue
+    QUEUED = "QUEUED"  # on the intake queue
+    RUNNING = "RUNNING"  # an orchestration execution is working on it
+    COMPLETED = "COMPLETED"
+    PARKED = "PARKED"  # stopped with a reason; ops can fix and redrive
+    IGNORED = "IGNORED"  # a change that starts no business transaction (recorded, acknowledged)
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.IGNORED})
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _clean(value: Any) -> Any:
+    """DynamoDB-safe: floats to Decimal, drop None inside maps."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: Decimal back to int/str."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Ledger:
+    def __init__(self, table_name: str, table: Any | None = None) -> None:
+        self._table = table if table is not None else aws.table(table_name)
+
+    # -- writes -----------------------------------------------------------------------------------------
+    def open(
+        self,
+        correlation_id: str,
+        *,
+        flow: str,
+        business_key: str,
+        subject: str,
+        source: str,
+        status: Status = Status.RECEIVED,
+        reason: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Record a new transaction; if it exists already, return it unchanged. ``(header, created)``."""
+        now = _now()
+        item = _clean(
+            {
+                "pk": f"TX#{correlation_id}",
+                "sk": "TX",
+                "correlation_id": correlation_id,
+                "flow": flow,
+                "business_key": business_key,
+                "subject": subject,
+                "source": source,
+                "status": str(status),
+                "reason": reason,
+                "attempt": 1,
+                "summary": dict(summary or {}),
+                "refs": {},
+                "created_at": now,
+                "updated_at": now,
+                "gsi1pk": f"BK#{business_key}",
+                "gsi1sk": now,
+                "gsi2pk": f"ST#{status}",
+                "gsi2sk": now,
+            }
+        )
+        exceptions = self._table.meta.client.exceptions
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except exceptions.ConditionalCheckFailedException:
+            existing = self.header(correlation_id)
+            if existing is None:  # deleted between the two calls: extremely unlikely, try once more
+                self._table.put_item(Item=item)
+                return _plain(item), True
+            return existing, False
+        return _plain(item), True
+
+    def record_delivery(self, correlation_id: str, delivery_id: str, *, channel: str) -> None:
+        self._table.put_item(
+            Item={
+                "pk": f"TX#{correlation_id}",
+                "sk": f"DL#{delivery_id}",
+                "delivery_id": delivery_id,
+                "channel": channel,
+                "at": _now(),
+            }
+        )
+
+    def set_status(
+        self,
+        correlation_id: str,
+        status: Status,
+        *,
+        reason: str | None = None,
+        refs: Mapping[str, Any] | None = None,
+        attempt: int | None = None,
+        only_if_in: frozenset[Status] | None = None,
+    ) -> bool:
+        """Move the transaction to ``status``; with ``only_if_in``, only from those statuses. True if moved."""
+        now = _now()
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":s": str(status), ":u": now, ":g": f"ST#{status}"}
+        sets = ["#s = :s", "updated_at = :u", "gsi2pk = :g", "gsi2sk = :u"]
+        removes = []
+        if reason is not None:
+            sets.append("reason = :r")
+            values[":r"] = reason
+        elif status in (Status.COMPLETED, Status.RUNNING, Status.QUEUED):
+            removes.append("reason")
+        if attempt is not None:
+            sets.append("attempt = :a")
+            values[":a"] = attempt
+        for i, (key, value) in enumerate((refs or {}).items()):
+            if value is None:
+                continue
+            names[f"#r{i}"] = key
+            values[f":r{i}"] = _clean(value)
+            sets.append(f"refs.#r{i} = :r{i}")
+        condition = "attribute_exists(pk)"
+        if only_if_in:
+            allowed = []
+            for i, allowed_status in enumerate(sorted(only_if_in)):
+                values[f":o{i}"] = str(allowed_status)
+                allowed.append(f":o{i}")
+            condition += f" AND #s IN ({', '.join(allowed)})"
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        exceptions = self._table.meta.client.exceptions
+        try:
+            self._table.update_item(
+                Key={"pk": f"TX#{correlation_id}", "sk": "TX"},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def checkpoint(
+        self,
+        correlation_id: str,
+        step: str,
+        outcome: str,
+        *,
+        attempt: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        now = _now()
+        self._table.put_item(
+            Item=_clean(
+                {
+                    "pk": f"TX#{correlation_id}",
+                    "sk": f"CP#{now}#{step}",
+                    "step": step,
+                    "outcome": outcome,
+                    "attempt": attempt,
+                    "detail": dict(detail or {}),
+                    "at": now,
+                }
+            )
+        )
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def header(self, correlation_id: str) -> dict[str, Any] | None:
+        got = self._table.get_item(Key={"pk": f"TX#{correlation_id}", "sk": "TX"}, ConsistentRead=True)
+        item = got.get("Item")
+        return _plain(item) if item else None
+
+    def get(self, correlation_id: str) -> dict[str, Any] | None:
+        """The transaction with its checkpoints (oldest first) and deliveries, or None."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": f"TX#{correlation_id}"},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        header = next((i for i in items if i["sk"] == "TX"), None)
+        if header is None:
+            return None
+        view = {k: v for k, v in _plain(header).items() if not k.startswith("gsi") and k not in ("pk", "sk")}
+        view["checkpoints"] = [
+            {k: v for k, v in _plain(i).items() if k not in ("pk", "sk")}
+            for i in sorted((i for i in items if i["sk"].startswith("CP#")), key=lambda i: i["sk"])
+        ]
+        view["deliveries"] = [
+            {k: v for k, v in _plain(i).items() if k not in ("pk", "sk")}
+            for i in items
+            if i["sk"].startswith("DL#")
+        ]
+        return view
+
+    def by_business_key(self, business_key: str) -> list[dict[str, Any]]:
+        page = self._table.query(
+            IndexName="by_business_key",
+            KeyConditionExpression="gsi1pk = :k",
+            ExpressionAttributeValues={":k": f"BK#{business_key}"},
+        )
+        return [_plain(i) for i in page.get("Items", [])]
+
+    def by_status(self, status: Status, *, limit: int = 100) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": "by_status",
+            "KeyConditionExpression": "gsi2pk = :k",
+            "ExpressionAttributeValues": {":k": f"ST#{status}"},
+        }
+        while len(items) < limit:
+            page = self._table.query(**kwargs)
+            items.extend(_plain(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items[:limit]
