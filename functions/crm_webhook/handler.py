@@ -40,6 +40,7 @@ class WebhookDeps:
     accept: Callable[[Delivery], Accepted]
     org_id: str
     max_body_bytes: int
+    on_invoke: Callable[[Any], None] = lambda context: None
 
 
 @functools.cache
@@ -65,10 +66,12 @@ def default_deps() -> WebhookDeps:
             MessageAttributes={"correlationId": {"DataType": "String", "StringValue": message["correlationId"]}},
         )
 
+    config = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=14 * 24 * 3600)
+
     @idempotent_function(
         data_keyword_argument="delivery",
         persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
-        config=IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=14 * 24 * 3600),
+        config=config,
         key_prefix="crm-webhook.delivery",
     )
     def accept_once(delivery: Delivery) -> dict[str, Any]:
@@ -79,6 +82,7 @@ def default_deps() -> WebhookDeps:
         accept=lambda delivery: Accepted.model_validate(accept_once(delivery=delivery)),
         org_id=settings.crm_org_id,
         max_body_bytes=settings.max_body_bytes,
+        on_invoke=config.register_lambda_context,
     )
 
 
@@ -174,6 +178,7 @@ def _soap_delivery(body: bytes, deps: WebhookDeps) -> dict[str, Any]:
 @entry(CrmWebhookSettings, correlation_id_path="requestContext.requestId")
 def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None) -> dict[str, Any]:
     deps = deps or default_deps()
+    deps.on_invoke(context)
     headers = _headers(event)
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     soap = content_type in SOAP_TYPES

@@ -12,6 +12,9 @@ from hub.observability import entry
 from hub.settings import InitiationStepsSettings, load
 
 
+_CONTEXT: list[Any] = [None]  # the current invocation's context, for Powertools' in-progress expiry
+
+
 def _powertools_idempotent(table_name: str) -> Callable[[str, Callable[[State], Result]], Callable[[State], Result]]:
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
@@ -24,16 +27,20 @@ def _powertools_idempotent(table_name: str) -> Callable[[str, Callable[[State], 
 
     def wrap(step: str, call: Callable[[State], Result]) -> Callable[[State], Result]:
         # one persistence layer and config per step: Powertools configures the layer per decorated function
+        config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=14 * 24 * 3600)
+
         @idempotent_function(
             data_keyword_argument="request",
             persistence_store=DynamoDBPersistenceLayer(table_name=table_name),
-            config=IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=14 * 24 * 3600),
+            config=config,
             key_prefix=f"project-initiation.{step}",
         )
         def guarded(request: dict[str, Any]) -> Result:
             return call(request["state"])
 
         def run(state: State) -> Result:
+            if _CONTEXT[0] is not None:
+                config.register_lambda_context(_CONTEXT[0])
             try:
                 return guarded(request={"key": idempotency_key(step, state), "state": dict(state)})
             except IdempotencyAlreadyInProgressError as exc:
@@ -71,4 +78,6 @@ def default_deps() -> StepDeps:
 
 @entry(InitiationStepsSettings, correlation_id_path="state.correlationId")
 def handler(event: dict[str, Any], context: Any, deps: StepDeps | None = None) -> Result:
-    return run_step(event["step"], event["state"], deps or default_deps())
+    deps = deps or default_deps()
+    _CONTEXT[0] = context
+    return run_step(event["step"], event["state"], deps)

@@ -1,0 +1,151 @@
+"""Run each deployed Lambda's real handler in-process when moto invokes it (moto needs Docker otherwise).
+
+Every invocation in moto (direct Invoke, both Step Functions task styles, SQS event source mappings) goes
+through ``moto.awslambda.models.LambdaFunction._invoke_lambda(self, event) -> (payload, errored, logs)``. We
+replace that one private method, and only here, with a call of the function's own ``handler.py`` loaded
+from ``functions/<name>/`` (the same file CDK packages). An exception becomes the Lambda error payload
+(``errorType`` = its class name), which is what Step Functions' Retry/Catch match on in AWS too.
+moto's minor version is pinned in the lock file; ``tests/integration/test_lambda_runtime.py`` guards it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ROOT / "functions"
+Handler = Callable[[Any, Any], Any]
+
+_lock = threading.RLock()
+_handlers: dict[str, Handler] = {}  # function name (as deployed) -> handler
+_installed: Callable[..., Any] | None = None
+invocations: list[dict[str, Any]] = []  # every in-process invocation, for reports and tests
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    timeout_seconds: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_handler(folder: str, entry: str = "handler.handler") -> Handler:
+    """Import ``functions/<folder>/<module>.py`` under a unique module name and return its entry function."""
+    module_name, func_name = entry.rsplit(".", 1)
+    unique = f"pshub_functions.{folder}.{module_name}"
+    with _lock:
+        module = sys.modules.get(unique)
+        if module is None:
+            path = FUNCTIONS / folder / f"{module_name}.py"
+            spec = importlib.util.spec_from_file_location(unique, path)
+            if spec is None or spec.loader is None:
+                raise FileNotFoundError(path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[unique] = module
+            spec.loader.exec_module(module)
+    return getattr(module, func_name)
+
+
+def register(function_name: str, handler: Handler) -> None:
+    with _lock:
+        _handlers[function_name] = handler
+
+
+def registered(function_name: str) -> Handler | None:
+    with _lock:
+        return _handlers.get(function_name)
+
+
+def clear() -> None:
+    with _lock:
+        _handlers.clear()
+        invocations.clear()
+
+
+def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
+    handler = registered(fn.function_name)
+    if handler is None:
+        payload = {"errorType": "HandlerNotRegistered",
+                   "errorMessage": f"no in-process handler registered for {fn.function_name}"}
+        return json.dumps(payload), True, ""
+    if isinstance(event, str | bytes):
+        event = json.loads(event or "{}")
+    os.environ.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
+    context = LambdaContext(
+        function_name=fn.function_name,
+        memory_limit_in_mb=int(fn.memory_size or 128),
+        invoked_function_arn=fn.function_arn,
+        aws_request_id=str(uuid.uuid4()),
+        timeout_seconds=float(fn.timeout or 3),
+        log_group_name=f"/aws/lambda/{fn.function_name}",
+    )
+    started = time.perf_counter()
+    logs = io.StringIO()
+    record = {"function": fn.function_name, "request_id": context.aws_request_id}
+    try:
+        with contextlib.redirect_stdout(logs) if os.environ.get("PSHUB_CAPTURE_LOGS") else contextlib.nullcontext():
+            result = handler(event, context)
+        payload, errored = json.dumps(result, default=str), False
+    except Exception as exc:  # the Lambda runtime's own error shape
+        payload = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
+                              "stackTrace": traceback.format_tb(exc.__traceback__)[-5:]})
+        errored = True
+        record["error"] = type(exc).__name__
+    record["ms"] = round((time.perf_counter() - started) * 1000, 2)
+    with _lock:
+        invocations.append(record)
+    return payload, errored, logs.getvalue()
+
+
+def install() -> None:
+    """Patch moto (idempotent). Call before the first invocation."""
+    global _installed
+    from moto.awslambda.models import LambdaFunction
+
+    with _lock:
+        if _installed is not None:
+            return
+        _installed = LambdaFunction._invoke_lambda
+
+        def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+            return _run(self, event if event is not None else {})
+
+        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    logging.getLogger(__name__).debug("moto Lambda invocations now run in-process")
+
+
+def uninstall() -> None:
+    global _installed
+    from moto.awslambda.models import LambdaFunction
+
+    with _lock:
+        if _installed is not None:
+            LambdaFunction._invoke_lambda = _installed  # type: ignore[method-assign]
+            _installed = None
