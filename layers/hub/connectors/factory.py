@@ -1,0 +1,134 @@
+"""Adapters built from their connection secret (a parsed JSON object; the caller fetches it, e.g. with
+Powertools Parameters and its cache).
+
+Secret shapes (extra keys are ignored):
+
+- Salesforce: ``{"token_url", "client_id", "client_secret"}`` and optionally ``"base_url"`` (overrides the
+  ``instance_url`` of the token answer) and ``"api_version"``;
+- Kantata: ``{"base_url", "token"}``;
+- NetSuite: ``{"base_url", "token_url", "account_id", "client_id", "client_secret"}``.
+
+A bad secret raises ``PermanentError`` naming the keys at fault, never their values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.connectors.http import DEFAULT_TIMEOUT, RetryPolicy
+from hub.connectors.kantata import KantataPsa
+from hub.connectors.netsuite import NetSuiteErp
+from hub.connectors.salesforce import SalesforceCrm
+from hub.errors import PermanentError
+
+_Url = Field(min_length=1, pattern=r"^https?://")
+_Text = Field(min_length=1)
+
+
+class _Secret(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, str_strip_whitespace=True, hide_input_in_errors=True
+    )
+
+
+class SalesforceSecret(_Secret):
+    token_url: str = _Url
+    client_id: str = _Text
+    client_secret: str = _Text
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    api_version: str = Field(default="v62.0", pattern=r"^v[0-9]+\.[0-9]$")
+
+
+class KantataSecret(_Secret):
+    base_url: str = _Url
+    token: str = _Text
+
+
+class NetSuiteSecret(_Secret):
+    base_url: str = _Url
+    token_url: str = _Url
+    account_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    client_id: str = _Text
+    client_secret: str = _Text
+
+
+S = TypeVar("S", bound=_Secret)
+
+
+def _parse(model: type[S], secret: Mapping[str, Any], system: str) -> S:
+    try:
+        return model.model_validate(dict(secret))
+    except (ValidationError, TypeError, ValueError) as exc:
+        keys = (
+            sorted({".".join(str(part) for part in err["loc"]) for err in exc.errors()})
+            if isinstance(exc, ValidationError)
+            else []
+        )
+        raise PermanentError(
+            f"the {system} connection secret is invalid (keys: {', '.join(keys) or 'shape'})",
+            system=system,
+            code="invalid_secret",
+        ) from None
+
+
+def _client(client: httpx.Client | None, transport: httpx.BaseTransport | None) -> httpx.Client:
+    if client is not None:
+        return client
+    # No redirects: Salesforce's 300 (several external-id matches) must reach the classifier.
+    return httpx.Client(transport=transport, timeout=DEFAULT_TIMEOUT, follow_redirects=False)
+
+
+def crm_from_secret(
+    secret: Mapping[str, Any],
+    *,
+    client: httpx.Client | None = None,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> SalesforceCrm:
+    parsed = _parse(SalesforceSecret, secret, "salesforce")
+    return SalesforceCrm(
+        _client(client, transport),
+        token_url=parsed.token_url,
+        client_id=parsed.client_id,
+        client_secret=parsed.client_secret,
+        api_version=parsed.api_version,
+        base_url=parsed.base_url,
+        retry=retry,
+    )
+
+
+def psa_from_secret(
+    secret: Mapping[str, Any],
+    *,
+    client: httpx.Client | None = None,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> KantataPsa:
+    parsed = _parse(KantataSecret, secret, "kantata")
+    return KantataPsa(_client(client, transport), token=parsed.token, base_url=parsed.base_url, retry=retry)
+
+
+def erp_from_secret(
+    system_id: str,
+    secret: Mapping[str, Any],
+    *,
+    client: httpx.Client | None = None,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> NetSuiteErp:
+    """The ERP adapter for ``system_id`` (as in the routing table, e.g. ``netsuite-us``)."""
+    parsed = _parse(NetSuiteSecret, secret, system_id)
+    return NetSuiteErp(
+        _client(client, transport),
+        account_id=parsed.account_id,
+        token_url=parsed.token_url,
+        client_id=parsed.client_id,
+        client_secret=parsed.client_secret,
+        system=system_id,
+        base_url=parsed.base_url,
+        retry=retry,
+    )

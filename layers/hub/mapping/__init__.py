@@ -1,0 +1,1 @@
+"""Vendor <-> canonical mappings, declared as field maps (:mod:`hub.mapping.fields`) and tested both ways."""

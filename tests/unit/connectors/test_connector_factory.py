@@ -1,0 +1,124 @@
+"""Adapters built from their connection secrets."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hub.connectors.factory import crm_from_secret, erp_from_secret, psa_from_secret
+from hub.connectors.kantata import KantataPsa
+from hub.connectors.netsuite import NetSuiteErp
+from hub.connectors.salesforce import SalesforceCrm
+from hub.errors import PermanentError
+from hub.model import Account
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.url.path.endswith("/token"):
+            return httpx.Response(
+                200,
+                json={
+                    "access_token": "t",
+                    "instance_url": "https://acme.my.salesforce.test",
+                    "expires_in": 3600,
+                },
+            )
+        if request.method == "PUT":
+            return httpx.Response(
+                204, headers={"Location": f"{request.url}".replace("eid:sf-001Dn00000Z9y8xAAA", "42")}
+            )
+        if request.method == "PATCH":
+            return httpx.Response(204)
+        return httpx.Response(200, json={"count": 0, "results": [], "stories": {}, "meta": {"page_count": 1}})
+
+
+SALESFORCE = {
+    "token_url": "https://login.salesforce.test/services/oauth2/token",
+    "client_id": "cid",
+    "client_secret": "very-secret-value",
+}
+KANTATA = {"base_url": "https://kantata.test/api/v1", "token": "kantata-token"}
+NETSUITE = {
+    "base_url": "https://1234567.suitetalk.api.netsuite.test",
+    "token_url": "https://1234567.suitetalk.api.netsuite.test/services/rest/auth/oauth2/v1/token",
+    "account_id": "1234567",
+    "client_id": "cid",
+    "client_secret": "very-secret-value",
+}
+
+
+def test_given_a_salesforce_secret_when_building_then_calls_go_to_the_instance_url_of_the_token_answer():
+    recorder = Recorder()
+
+    crm = crm_from_secret(SALESFORCE, transport=httpx.MockTransport(recorder))
+    crm.write_back("006Dn00000A1b2cAAB", status="Synced")
+
+    assert isinstance(crm, SalesforceCrm)
+    assert str(recorder.requests[-1].url).startswith("https://acme.my.salesforce.test/services/data/v62.0/")
+
+
+def test_given_a_salesforce_secret_with_base_url_when_building_then_the_override_is_used():
+    recorder = Recorder()
+
+    crm = crm_from_secret(
+        {**SALESFORCE, "base_url": "http://127.0.0.1:8001"}, transport=httpx.MockTransport(recorder)
+    )
+    crm.write_back("006Dn00000A1b2cAAB", status="Synced")
+
+    assert str(recorder.requests[-1].url).startswith("http://127.0.0.1:8001/services/data/v62.0/sobjects/")
+
+
+def test_given_a_kantata_secret_when_building_then_its_base_url_and_token_are_used():
+    recorder = Recorder()
+
+    psa = psa_from_secret(KANTATA, client=httpx.Client(transport=httpx.MockTransport(recorder)))
+    psa.ensure_wbs("77", ())
+
+    assert isinstance(psa, KantataPsa)
+    assert str(recorder.requests[0].url).startswith("https://kantata.test/api/v1/stories.json")
+    assert recorder.requests[0].headers["Authorization"] == "Bearer kantata-token"
+
+
+def test_given_a_netsuite_secret_when_building_then_the_system_id_and_base_url_are_used():
+    recorder = Recorder()
+    account = Account(crm_id="001Dn00000Z9y8xAAA", name="Acme Ltd")
+
+    erp = erp_from_secret("netsuite-uk", NETSUITE, transport=httpx.MockTransport(recorder))
+    internal_id = erp.upsert_customer(account, subsidiary_id="1", currency="GBP")
+
+    assert isinstance(erp, NetSuiteErp)
+    assert erp.system == "netsuite-uk"
+    assert internal_id == "42"
+    assert recorder.requests[-1].url.host == "1234567.suitetalk.api.netsuite.test"
+
+
+@pytest.mark.parametrize(
+    ("build", "secret", "missing"),
+    [
+        (crm_from_secret, {k: v for k, v in SALESFORCE.items() if k != "client_id"}, "client_id"),
+        (psa_from_secret, {"base_url": "not a url", "token": "very-secret-value"}, "base_url"),
+        (lambda s, **kw: erp_from_secret("netsuite-us", s, **kw), {**NETSUITE, "token_url": ""}, "token_url"),
+    ],
+)
+def test_given_a_bad_secret_when_building_then_permanent_error_names_the_key_never_the_value(
+    build, secret, missing
+):
+    with pytest.raises(PermanentError) as caught:
+        build(secret, transport=httpx.MockTransport(Recorder()))
+
+    assert caught.value.code == "invalid_secret"
+    assert missing in caught.value.message
+    assert "very-secret-value" not in str(caught.value)
+    assert caught.value.__cause__ is None
+
+
+def test_given_an_adapter_when_its_auth_is_printed_then_no_secret_appears():
+    crm = crm_from_secret(SALESFORCE, transport=httpx.MockTransport(Recorder()))
+    crm.write_back("006Dn00000A1b2cAAB", status="Synced")  # a token is cached now
+
+    assert "very-secret-value" not in repr(vars(crm))
+    assert "t'" not in repr(crm._auth.current()) and "***" in repr(crm._auth.current())
