@@ -34,6 +34,8 @@ _lock = threading.RLock()
 _handlers: dict[str, Handler] = {}  # function name (as deployed) -> handler
 _installed: Callable[..., Any] | None = None
 invocations: list[dict[str, Any]] = []  # every in-process invocation, for reports and tests
+# Applied over each function's own environment: the local stack quiets LOG_LEVEL for demos, nothing else.
+ENV_OVERRIDES: dict[str, str] = {}
 
 
 @dataclass
@@ -98,6 +100,7 @@ def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
     if isinstance(event, str | bytes):
         event = json.loads(event or "{}")
     os.environ.update({k: str(v) for k, v in (fn.environment_vars or {}).items()})
+    os.environ.update(ENV_OVERRIDES)
     context = LambdaContext(
         function_name=fn.function_name,
         memory_limit_in_mb=int(fn.memory_size or 128),

@@ -644,10 +644,12 @@ class SalesforceSandbox(Sandbox):
         return opportunity_id
 
     def seed_line_item(self, opportunity_id: str, **fields: Any) -> str:
+        # In a multi-currency org a line item always carries its opportunity's currency.
+        parent = self.opportunity(opportunity_id) or {}
         values = {
             "Quantity": 1,
             "UnitPrice": 0.0,
-            "CurrencyIsoCode": "USD",
+            "CurrencyIsoCode": parent.get("CurrencyIsoCode") or "USD",
             **fields,
             "OpportunityId": opportunity_id,
         }

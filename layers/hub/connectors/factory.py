@@ -6,7 +6,10 @@ Secret shapes (extra keys are ignored):
 - Salesforce: ``{"token_url", "client_id", "client_secret"}`` and optionally ``"base_url"`` (overrides the
   ``instance_url`` of the token answer) and ``"api_version"``;
 - Kantata: ``{"base_url", "token"}``;
-- NetSuite: ``{"base_url", "token_url", "account_id", "client_id", "client_secret"}``.
+- NetSuite: ``{"base_url", "token_url", "account_id", "client_id", "client_secret"}`` and optionally
+  ``"currency_ids"`` (ISO code -> the account's currency internal id, e.g. ``{"USD": "1", "GBP": "2"}``;
+  references are sent by id, so every account should carry it: without it currencies go by name, which
+  NetSuite does not promise to resolve).
 
 A bad secret raises ``PermanentError`` naming the keys at fault, never their values.
 """
@@ -14,10 +17,10 @@ A bad secret raises ``PermanentError`` naming the keys at fault, never their val
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from hub.connectors.http import DEFAULT_TIMEOUT, RetryPolicy
 from hub.connectors.kantata import KantataPsa
@@ -27,6 +30,8 @@ from hub.errors import PermanentError
 
 _Url = Field(min_length=1, pattern=r"^https?://")
 _Text = Field(min_length=1)
+_CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+_InternalId = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
 
 
 class _Secret(BaseModel):
@@ -54,6 +59,7 @@ class NetSuiteSecret(_Secret):
     account_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     client_id: str = _Text
     client_secret: str = _Text
+    currency_ids: dict[_CurrencyCode, _InternalId] | None = None
 
 
 S = TypeVar("S", bound=_Secret)
@@ -130,5 +136,6 @@ def erp_from_secret(
         client_secret=parsed.client_secret,
         system=system_id,
         base_url=parsed.base_url,
+        currency_ids=parsed.currency_ids,
         retry=retry,
     )

@@ -2,14 +2,21 @@
 
 Idempotency is built from what Kantata itself holds, so it survives retries, crashes and redrives:
 
-- ``ensure_project``: (1) the external reference linking a workspace to the opportunity; else (2) a workspace
-  carrying the hub's marker in its description (created by a run that crashed before linking it); else (3) a
-  new workspace. Then the reference is created; if Kantata refuses it because a concurrent run linked its own
-  workspace first, the winner's workspace is used. Creating a workspace is never replayed after an ambiguous
-  failure (timeout, 5xx): the next run finds it by its marker instead.
+- ``ensure_project``: (1) the external reference linking a workspace to the opportunity
+  (``GET /external_references``); else (2) a workspace carrying the hub's marker in its description but no
+  link (left by an older run or a vendor that dropped the embedded reference), linked now; else (3) a new
+  workspace created *with* its external reference embedded, so the link exists as soon as the workspace
+  does. Links are made with ``POST /external_references/create_or_update`` (one reference per subject and
+  service: replaying it updates, never duplicates). If concurrent runs each linked a workspace, every run
+  settles on the first one. Creating a workspace is never replayed after an ambiguous failure (timeout,
+  5xx): the next run finds it by its reference instead.
 - ``ensure_wbs``: every story of the project is listed (all pages) and matched on ``pshub:wbs:{code}``; only
   the missing ones are created, parents first.
-- ``ensure_billing_schedule``: fixed fee items are matched on their title ``{code} - {name}``.
+- ``ensure_billing_schedule``: the project's billing milestones (``billing_milestones``, listed with
+  ``workspace_ids=``) are matched on their title ``{code} - {name}``.
+
+Listed records are re-checked on the client (workspace, reference keys): Kantata ignores filters it does not
+know, so a misspelt filter would otherwise match another project's records.
 """
 
 from __future__ import annotations
@@ -39,13 +46,16 @@ DEFAULT_BASE_URL = "https://api.mavenlink.com/api/v1"
 
 
 def classify(response: httpx.Response) -> HubError | None:
-    """Kantata's answer onto the taxonomy (status-driven; 422 names the fields from ``errors[].field``)."""
+    """Kantata's answer onto the taxonomy (status-driven; 422 names the fields from ``errors[].field``; 400
+    is a missing or empty parameter). 429 may come without ``Retry-After``: the retry policy backs off."""
     status = response.status_code
     if status < 300:
         return None
-    if status == 422:
+    if status in (400, 422):
         problems = km.validation_problems(parse_json(response))
-        return DataValidationError("kantata rejected the data", problems=problems, system=SYSTEM, code="422")
+        return DataValidationError(
+            "kantata rejected the data", problems=problems, system=SYSTEM, code=str(status)
+        )
     if status == 429:
         return ThrottledError(
             "kantata rate limit", retry_after=retry_after_of(response), system=SYSTEM, code="429"
@@ -80,30 +90,32 @@ class KantataPsa:
             return linked
         workspace_id = self._marked_workspace(crm_id)
         if workspace_id is None:
+            # The reference is embedded: Kantata creates the link with the workspace, in the same call.
             answer = self._call("POST", "/workspaces.json", json=km.workspace_body(project))
             workspace_id = self._created(answer, "workspaces")
-        try:
-            # Safe to replay: a second identical reference is refused (422) and then resolved below.
-            self._call(
-                "POST",
-                "/external_references.json",
-                json=km.external_reference_body(workspace_id, crm_id),
-                idempotent=True,
-            )
-        except DataValidationError:
-            # Refused: a concurrent run linked its workspace first (or the data is wrong: then re-raise).
-            winner = self._linked_workspace(crm_id)
-            if winner is None:
-                raise
         else:
-            # Re-read: if the vendor let two runs link two workspaces, every run settles on the first one.
-            winner = self._linked_workspace(crm_id) or workspace_id
+            self._link(workspace_id, crm_id)
+        # Re-read: if concurrent runs each linked a workspace, every run settles on the first one.
+        winner = self._linked_workspace(crm_id)
+        if winner is None:
+            # The embedded reference did not take: link explicitly rather than leave an orphan.
+            self._link(workspace_id, crm_id)
+            winner = workspace_id
         if winner != workspace_id:
             logger.warning(
                 "another run linked a workspace to this opportunity first; using it",
                 extra={"system": SYSTEM, "orphan_workspace_id": workspace_id, "workspace_id": winner},
             )
         return winner
+
+    def _link(self, workspace_id: str, opportunity_crm_id: str) -> None:
+        # create_or_update keeps one reference per workspace and service: safe to replay.
+        self._call(
+            "POST",
+            "/external_references/create_or_update.json",
+            json=km.external_reference_body(workspace_id, opportunity_crm_id),
+            idempotent=True,
+        )
 
     def _linked_workspace(self, opportunity_crm_id: str) -> str | None:
         """The workspace the opportunity's external reference points at (the first one, if several)."""
@@ -114,16 +126,13 @@ class KantataPsa:
             "external_references",
         )
         subjects = [
-            str(ref["subject_id"])
-            for ref in references
-            if ref.get("subject_id") is not None
-            # The query filters already; re-check what the answer carries, in case a filter is ignored.
-            and all(ref.get(key) is None or str(ref[key]) == value for key, value in wanted.items())
+            str(ref["subject_id"]) for ref in references if km.references_workspace(ref, opportunity_crm_id)
         ]
         return min(subjects, key=_id_order) if subjects else None
 
     def _marked_workspace(self, opportunity_crm_id: str) -> str | None:
-        """A workspace a crashed run created but did not link: it carries the hub's marker."""
+        """A workspace that carries the hub's marker but no link (re-checked client-side: the search is only a
+        pre-filter, and a vendor that ignores it lists every workspace)."""
         marker = km.project_marker(opportunity_crm_id)
         workspaces = self._walk(
             "/workspaces.json",
@@ -141,6 +150,8 @@ class KantataPsa:
         for story in self._walk(
             "/stories.json", lambda page: km.story_params(psa_project_id, page), "stories"
         ):
+            if not km.belongs_to(story, psa_project_id):
+                continue
             code = km.wbs_code_of(story)
             if code is not None and (
                 code not in existing or _id_order(story["id"]) < _id_order(existing[code])
@@ -165,16 +176,18 @@ class KantataPsa:
     ) -> list[str]:
         existing: dict[str, str] = {}
         for item in self._walk(
-            "/fixed_fee_items.json",
-            lambda page: km.fixed_fee_item_params(psa_project_id, page),
-            "fixed_fee_items",
+            "/billing_milestones.json",
+            lambda page: km.billing_milestone_params(psa_project_id, page),
+            "billing_milestones",
         ):
+            if not km.belongs_to(item, psa_project_id):
+                continue
             title = str(item.get("title") or "")
             if title not in existing or _id_order(item["id"]) < _id_order(existing[title]):
                 existing[title] = item["id"]
         ids: list[str] = []
         for milestone in schedule.milestones:
-            title = km.fixed_fee_item_title(milestone)
+            title = km.billing_milestone_title(milestone)
             if title in existing:
                 ids.append(existing[title])
                 continue
@@ -191,10 +204,10 @@ class KantataPsa:
                     )
             answer = self._call(
                 "POST",
-                "/fixed_fee_items.json",
-                json=km.fixed_fee_item_body(psa_project_id, milestone, story_id),
+                "/billing_milestones.json",
+                json=km.billing_milestone_body(psa_project_id, milestone, story_id),
             )
-            created = self._created(answer, "fixed_fee_items")
+            created = self._created(answer, "billing_milestones")
             existing[title] = created
             ids.append(created)
         return ids

@@ -3,6 +3,11 @@
 ``PUT /services/rest/record/v1/{type}/eid:{externalId}`` creates or updates, so a retry or a redrive can never
 create a second record; the internal id comes from the ``Location`` header (or, failing that, a read by the
 same external id).
+
+References go by internal id (``{"id"}``); the account's currencies come as ``currency_ids`` (ISO code ->
+internal id), because NetSuite's currency ids differ per account. The token answer's ``expires_in`` is a
+string (``"3600"``); an invalid reference is 400 ``INVALID_CONTENT`` naming the field in ``o:errorPath``; a
+missing record 404 ``NONEXISTENT_ID``; a bad or expired token 401 ``INVALID_LOGIN`` (refreshed once).
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ ERROR_CODES: dict[str, type[HubError]] = {
     "RCRD_HAS_BEEN_CHANGED": TransientError,
     "RCRD_LOCKED_BY_WF": TransientError,
     "RCRD_DSNT_EXIST": PermanentError,
+    "NONEXISTENT_ID": PermanentError,
     "INVALID_LOGIN": PermanentError,
     "INSUFFICIENT_PERMISSION": PermanentError,
     "DUP_RCRD": ConflictError,
+    "INVALID_CONTENT": DataValidationError,
     "INVALID_VALUE": DataValidationError,
     "USER_ERROR": DataValidationError,
     "INVALID_KEY_OR_REF": DataValidationError,
@@ -103,6 +110,7 @@ class NetSuiteErp:
         system: str = "netsuite-us",
         base_url: str | None = None,
         billing_schedule_ids: Mapping[BillingType, str] | None = None,
+        currency_ids: Mapping[str, str] | None = None,
         token_form: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -124,9 +132,11 @@ class NetSuiteErp:
             retry=retry,
         )
         self._billing_schedule_ids = dict(billing_schedule_ids or {})
+        # None: the account was configured without a table (currencies then go by name, see the mapping).
+        self._currency_ids = dict(currency_ids) if currency_ids is not None else None
 
     def upsert_customer(self, account: Account, *, subsidiary_id: str, currency: str) -> str:
-        body = nm.customer_body(account, subsidiary_id=subsidiary_id, currency=currency)
+        body = nm.customer_body(account, subsidiary_id=subsidiary_id, currency=self._currency(currency))
         return self._upsert("customer", nm.customer_external_id(account), body)
 
     def upsert_project(self, project: Project, *, customer_id: str, subsidiary_id: str) -> str:
@@ -134,9 +144,21 @@ class NetSuiteErp:
             project,
             customer_id=customer_id,
             subsidiary_id=subsidiary_id,
+            currency=self._currency(project.currency),
             billing_schedule_id=self._billing_schedule_ids.get(project.billing_type),
         )
         return self._upsert("job", nm.project_external_id(project), body)
+
+    def _currency(self, code: str) -> dict[str, str]:
+        reference = nm.currency_reference(code, self._currency_ids)
+        if reference is None:
+            raise DataValidationError(
+                f"{self.system} has no currency {code}",
+                problems=[{"field": "currency", "problem": f"no internal id configured for {code}"}],
+                system=self.system,
+                code="UNKNOWN_CURRENCY",
+            )
+        return reference
 
     def _upsert(self, record_type: str, external_id: str, body: Mapping[str, Any]) -> str:
         path = RECORD_ROOT + "/" + record_type + "/eid:{external_id}"

@@ -1,4 +1,9 @@
-"""Salesforce (CRM) adapter over the REST API: reads won opportunities, writes the hub's back-references."""
+"""Salesforce (CRM) adapter over the REST API: reads won opportunities, writes the hub's back-references.
+
+The token call (client-credentials flow) answers 400 ``invalid_client_id`` for an unknown client id and
+``invalid_client`` for a wrong secret (both permanent), with no ``expires_in`` (the session lasts until a 401)
+and no ``Sforce-Limit-Info`` header: only data answers carry the API usage.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +56,8 @@ ERROR_CODES: dict[str, type[HubError]] = {
     "INSUFFICIENT_ACCESS_OR_READONLY": PermanentError,
     "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": PermanentError,
     "INVALID_FIELD": DataValidationError,
+    "INVALID_FIELD_FOR_INSERT_UPDATE": DataValidationError,
+    "INVALID_CROSS_REFERENCE_KEY": DataValidationError,
     "REQUIRED_FIELD_MISSING": DataValidationError,
     "FIELD_CUSTOM_VALIDATION_EXCEPTION": DataValidationError,
     "FIELD_INTEGRITY_EXCEPTION": DataValidationError,

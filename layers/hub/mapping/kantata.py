@@ -4,26 +4,53 @@ Kantata answers ``{"count", "results": [{"key", "id"}], "<collection>": {"<id>":
 ``results`` gives the order, the collection holds the records by id.
 
 The hub marks what it creates so a re-run finds it instead of creating it twice:
-- a project (workspace) carries ``pshub:opportunity:{opportunity id}`` in its description, and is linked to
-  the opportunity by an external reference (service ``pshub``, model ``Opportunity``);
+- a project (workspace) is linked to the opportunity by an external reference (service ``pshub``, model
+  ``Opportunity``) embedded in the create call, and carries ``pshub:opportunity:{opportunity id}`` in its
+  description as a safety net;
 - a WBS task (story) carries ``pshub:wbs:{code}`` as its description;
-- a billing item (fixed fee item) is titled ``{milestone code} - {milestone name}``.
+- a billing milestone is titled ``{milestone code} - {milestone name}``.
+
+Money: Kantata's ``*_in_cents`` fields count the currency's subunits (its ``currency_base_unit``: 100 for most
+currencies, 1 for zero-decimal ones such as JPY); a workspace's budget is created with ``price`` in currency
+units (``price_in_cents`` is read-only).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from hub.mapping.fields import Field, FieldMap, date_out, lookup, money_cents_out
-from hub.model import Milestone, Project, WbsTask
+from hub.mapping.fields import Field, FieldMap, date_out, lookup
+from hub.model import Milestone, Money, Project, WbsTask
 
 SERVICE_NAME = "pshub"
 SERVICE_MODEL = "Opportunity"
 SUBJECT_TYPE = "Workspace"
-REFERENCE_STATUS = "synced"
+REFERENCE_STATUS = "successful"  # Kantata: pending | successful | failed
+BILLING_TYPE = "fixed_date"  # canonical milestones have a due date (Kantata: fixed_date | upon_completion)
 PAGE_SIZE = 200  # Kantata's maximum per_page
+
+ZERO_DECIMAL_CURRENCIES = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split())
+"""ISO 4217 currencies without a minor unit: their Kantata ``currency_base_unit`` is 1, not 100."""
+
+
+def _subunit_exponent(currency: str) -> int:
+    return 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+
+
+def money_subunits_out(money: Money) -> int:
+    """An amount as Kantata's ``*_in_cents`` integer: in the currency's subunits, rounded half up."""
+    exponent = _subunit_exponent(money.currency)
+    return int(money.amount.scaleb(exponent).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def money_units_out(money: Money) -> str:
+    """An amount in currency units as a decimal string (``"125000.01"``): money never passes through float."""
+    exponent = _subunit_exponent(money.currency)
+    return str(money.amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP))
+
 
 STORY_TYPES = {"phase": "deliverable", "task": "task", "milestone": "milestone"}
 """Canonical WBS kind -> Kantata ``story_type``."""
@@ -33,7 +60,8 @@ WORKSPACE = FieldMap(
     Field("currency", "currency"),
     Field("start_date", "start_date", dump=date_out),
     Field("due_date", "end_date", dump=date_out),
-    Field("price_in_cents", "contract_value", dump=money_cents_out),
+    # Kantata takes the budget as ``price`` on create (``price_in_cents`` is read-only and ignored).
+    Field("price", "contract_value", dump=money_units_out),
     constants={"budgeted": True},
 )
 
@@ -42,12 +70,13 @@ STORY = FieldMap(
     Field("story_type", "kind", dump=lookup(STORY_TYPES)),
     Field("start_date", "start_date", dump=date_out),
     Field("due_date", "due_date", dump=date_out),
-    Field("budget_estimate_in_cents", "budget", dump=money_cents_out),
+    Field("budget_estimate_in_cents", "budget", dump=money_subunits_out),
 )
 
-FIXED_FEE_ITEM = FieldMap(
-    Field("amount_in_cents", "amount", dump=money_cents_out),
-    Field("date", "due_date", dump=date_out),
+BILLING_MILESTONE = FieldMap(
+    Field("amount_in_cents", "amount", dump=money_subunits_out),
+    Field("date_to_invoice", "due_date", dump=date_out),
+    constants={"billing_type": BILLING_TYPE},
 )
 
 
@@ -80,7 +109,7 @@ def wbs_code_of(story: Mapping[str, Any]) -> str | None:
     return found.group(1) if found else None
 
 
-def fixed_fee_item_title(milestone: Milestone) -> str:
+def billing_milestone_title(milestone: Milestone) -> str:
     return f"{milestone.code} - {milestone.name}"
 
 
@@ -98,11 +127,19 @@ def workspace_search_params(opportunity_crm_id: str, page: int = 1) -> dict[str,
 
 
 def workspace_body(project: Project) -> dict[str, Any]:
+    """The workspace, with its external reference embedded: Kantata links it in the same call, so no crash
+    can leave a workspace without its link."""
     marker = project_marker(project.opportunity_crm_id)
     description = (
         f"{marker}\nCreated by the integration hub; keep the line above so re-runs find this project."
     )
-    return {"workspace": {**WORKSPACE.dump(project), "description": description}}
+    return {
+        "workspace": {
+            **WORKSPACE.dump(project),
+            "description": description,
+            "external_reference": _reference(project.opportunity_crm_id),
+        }
+    }
 
 
 def external_reference_params(opportunity_crm_id: str) -> dict[str, Any]:
@@ -114,17 +151,34 @@ def external_reference_params(opportunity_crm_id: str) -> dict[str, Any]:
     }
 
 
+def _reference(opportunity_crm_id: str) -> dict[str, Any]:
+    return {
+        "service_name": SERVICE_NAME,
+        "service_model": SERVICE_MODEL,
+        "service_model_ref": opportunity_crm_id,
+        "status": REFERENCE_STATUS,
+    }
+
+
 def external_reference_body(workspace_id: str, opportunity_crm_id: str) -> dict[str, Any]:
+    """For ``POST /external_references/create_or_update``: one reference per subject and service name, so
+    sending it again updates it (safe to replay)."""
     return {
         "external_reference": {
             "subject_type": SUBJECT_TYPE,
             "subject_id": kantata_id(workspace_id),
-            "service_name": SERVICE_NAME,
-            "service_model": SERVICE_MODEL,
-            "service_model_ref": opportunity_crm_id,
-            "status": REFERENCE_STATUS,
+            **_reference(opportunity_crm_id),
         }
     }
+
+
+def references_workspace(reference: Mapping[str, Any], opportunity_crm_id: str) -> bool:
+    """Whether a listed reference is the hub's link from a workspace to this opportunity (re-checked on the
+    client: a filter the vendor ignores must not make another opportunity's reference match)."""
+    wanted = external_reference_params(opportunity_crm_id)
+    return reference.get("subject_id") is not None and all(
+        str(reference.get(key)) == value for key, value in wanted.items()
+    )
 
 
 def story_params(workspace_id: str, page: int = 1) -> dict[str, Any]:
@@ -139,17 +193,23 @@ def story_body(workspace_id: str, task: WbsTask, parent_id: str | None) -> dict[
     return {"story": story}
 
 
-def fixed_fee_item_params(workspace_id: str, page: int = 1) -> dict[str, Any]:
-    return {"workspace_id": workspace_id, "per_page": PAGE_SIZE, "page": page}
+def billing_milestone_params(workspace_id: str, page: int = 1) -> dict[str, Any]:
+    # Kantata filters billing milestones with ``workspace_ids`` (plural); ``workspace_id`` would be ignored.
+    return {"workspace_ids": workspace_id, "per_page": PAGE_SIZE, "page": page}
 
 
-def fixed_fee_item_body(workspace_id: str, milestone: Milestone, story_id: str | None) -> dict[str, Any]:
+def billing_milestone_body(workspace_id: str, milestone: Milestone, story_id: str | None) -> dict[str, Any]:
     item: dict[str, Any] = {"workspace_id": kantata_id(workspace_id)}
     if story_id is not None:
         item["story_id"] = kantata_id(story_id)
-    item["title"] = fixed_fee_item_title(milestone)
-    item.update(FIXED_FEE_ITEM.dump(milestone))
-    return {"fixed_fee_item": item}
+    item["title"] = billing_milestone_title(milestone)
+    item.update(BILLING_MILESTONE.dump(milestone))
+    return {"billing_milestone": item}
+
+
+def belongs_to(record: Mapping[str, Any], workspace_id: str) -> bool:
+    """Whether a listed story or milestone is in the workspace (re-checked: an ignored filter lists all)."""
+    return str(record.get("workspace_id")) == str(workspace_id)
 
 
 # ---------------------------------------------------------------------------------------------- answers

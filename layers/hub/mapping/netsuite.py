@@ -1,4 +1,10 @@
-"""Canonical -> NetSuite REST record bodies, external ids, and NetSuite answers -> ids and problems."""
+"""Canonical -> NetSuite REST record bodies, external ids, and NetSuite answers -> ids and problems.
+
+References (subsidiary, parent customer, currency, billing schedule) are sent as ``{"id": internal id}``, as
+NetSuite documents them. Currency internal ids are per account, so the adapter is given the account's table
+(ISO code -> internal id); ``{"refName": code}`` is only a fallback for an account configured without one
+(NetSuite does not promise to resolve a currency by name).
+"""
 
 from __future__ import annotations
 
@@ -33,7 +39,6 @@ CUSTOMER = FieldMap(
 
 JOB = FieldMap(
     Field("companyName", "name"),
-    Field("currency", "currency", dump=_ref_by_name),
     Field("startDate", "start_date", dump=date_out),
     Field("projectedEndDate", "end_date", dump=date_out),
     Field(
@@ -75,20 +80,36 @@ def project_external_id(project: Project) -> str:
 # ---------------------------------------------------------------------------------------------- requests
 
 
-def customer_body(account: Account, *, subsidiary_id: str, currency: str) -> dict[str, Any]:
+def currency_reference(code: str, currency_ids: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The currency as a NetSuite reference: ``{"id"}`` from the account's table; ``{"refName"}`` only when
+    the account has no table at all; None when the table does not know the currency (the account lacks it)."""
+    if currency_ids is None:
+        return _ref_by_name(code)
+    internal_id = currency_ids.get(code)
+    return _ref_by_id(internal_id) if internal_id else None
+
+
+def customer_body(account: Account, *, subsidiary_id: str, currency: Mapping[str, str]) -> dict[str, Any]:
+    """``currency`` is the reference from :func:`currency_reference`."""
     return {
         **CUSTOMER.dump(account),
         "subsidiary": _ref_by_id(subsidiary_id),
-        "currency": _ref_by_name(currency),
+        "currency": dict(currency),
         "externalId": customer_external_id(account),
     }
 
 
 def job_body(
-    project: Project, *, customer_id: str, subsidiary_id: str, billing_schedule_id: str | None = None
+    project: Project,
+    *,
+    customer_id: str,
+    subsidiary_id: str,
+    currency: Mapping[str, str],
+    billing_schedule_id: str | None = None,
 ) -> dict[str, Any]:
     body = {
         **JOB.dump(project),
+        "currency": dict(currency),
         "parent": _ref_by_id(customer_id),
         "subsidiary": _ref_by_id(subsidiary_id),
         "externalId": project_external_id(project),

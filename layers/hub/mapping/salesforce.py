@@ -10,11 +10,17 @@ c. a SOAP Outbound Message, every value a string and no line items: the opportun
 
 A missing optional field stays ``None`` (whether the deal is complete is decided later in the flow). A
 malformed value raises pydantic's ``ValidationError`` naming the canonical field (e.g. ``amount.amount``).
+
+The account's country is the one deliberate exception: ``BillingCountry`` is free text in an org without
+state and country picklists ("United States"), so the canonical ISO alpha-2 ``billing_country`` is taken from
+``BillingCountryCode`` when present, else from ``BillingCountry`` only when that already is a 2-letter code,
+else left ``None``: a country spelt out never fails a deal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,11 +55,25 @@ def datetime_out(value: dt.datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
 
 
+COUNTRY_FIELDS = ("BillingCountryCode", "BillingCountry")
+_COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
+
+
+def country_code_in(_value: Any, record: Mapping[str, Any]) -> str | None:
+    """The first of ``BillingCountryCode``, ``BillingCountry`` that is an ISO alpha-2 code, upper-cased; else
+    None (a free-text country such as "United States" is not guessed at, and never fails the deal)."""
+    for name in COUNTRY_FIELDS:
+        value = record.get(name)
+        if isinstance(value, str) and _COUNTRY_CODE.fullmatch(value.strip()):
+            return value.strip().upper()
+    return None
+
+
 ACCOUNT = FieldMap(
     Field("Id", "crm_id"),
     Field("Name", "name"),
     # With state and country picklists enabled the ISO code is in BillingCountryCode; prefer it when present.
-    Field("BillingCountry", "billing_country", load_from=("BillingCountryCode", "BillingCountry")),
+    Field("BillingCountry", "billing_country", load=country_code_in, load_from=COUNTRY_FIELDS),
     Field("CurrencyIsoCode", "currency"),
 )
 
@@ -120,6 +140,9 @@ LINE_ITEM_FIELDS = (
     "Service_Line__c",
     "ServiceDate",
 )
+# BillingCountryCode is not requested: it exists only in orgs with state and country picklists enabled (the
+# sandbox org has none), and naming an unknown field fails the whole read with INVALID_FIELD. Payloads that
+# carry it (webhooks, picklist-enabled orgs) are still read by the mapping.
 ACCOUNT_FIELDS = ("Id", "Name", "BillingCountry", "CurrencyIsoCode")
 
 LINE_ITEMS_RELATIONSHIP = "OpportunityLineItems"

@@ -60,21 +60,30 @@ def project(opp_id: str = OPP_ID) -> Project:
 
 
 class FakeKantata:
-    """Workspaces, external references, stories and fixed fee items, paginated as Kantata does.
+    """Workspaces (with an embedded external reference), external references (create_or_update), stories and
+    billing milestones, paginated as Kantata does; filters Kantata does not know are ignored, as it does.
 
     ``script`` maps "METHOD /path" to answers returned instead of processing the request; the special answer
-    ``"lose"`` processes the request and then loses the answer (a read timeout).
+    ``"lose"`` processes the request and then loses the answer (a read timeout); ``embed_references=False``
+    drops a workspace's embedded reference (a vendor that ignores it).
     """
 
-    def __init__(self, page_size: int = 200, script: dict[str, list] | None = None) -> None:
+    FILTERS = {
+        "workspaces": {},
+        "stories": {"workspace_id": "workspace_id"},
+        "billing_milestones": {"workspace_ids": "workspace_id"},
+        "external_references": {
+            name: name for name in ("subject_type", "service_name", "service_model", "service_model_ref")
+        },
+    }
+
+    def __init__(
+        self, page_size: int = 200, script: dict[str, list] | None = None, embed_references: bool = True
+    ) -> None:
         self.page_size = page_size
         self.script = script or {}
-        self.tables: dict[str, dict[str, dict]] = {
-            "workspaces": {},
-            "external_references": {},
-            "stories": {},
-            "fixed_fee_items": {},
-        }
+        self.embed_references = embed_references
+        self.tables: dict[str, dict[str, dict]] = {name: {} for name in self.FILTERS}
         self.next_id = 1000
         self.requests: list[httpx.Request] = []
 
@@ -91,11 +100,15 @@ class FakeKantata:
                 return answer
         assert request.headers["Authorization"] == "Bearer kantata-token"
         collection = path.removeprefix("/").removesuffix(".json")
-        if collection not in self.tables:
-            return httpx.Response(404, json={"errors": [{"type": "system", "message": "not found"}]})
-        if request.method == "GET":
+        if request.method == "POST" and collection == "external_references/create_or_update":
+            body = json.loads(request.content)["external_reference"]
+            response = self._answer("external_references", [self._upsert_reference(body)])
+        elif collection not in self.tables or request.method not in ("GET", "POST"):
+            return httpx.Response(404, json={"errors": [{"type": "system", "message": "Page Not Found"}]})
+        elif request.method == "GET":
             return self._list(collection, request.url.params)
-        response = self._create(collection, json.loads(request.content))
+        else:
+            response = self._create(collection, json.loads(request.content))
         if lose:
             raise httpx.ReadTimeout("answer lost", request=request)
         return response
@@ -121,11 +134,15 @@ class FakeKantata:
         )
 
     def _list(self, collection: str, params: httpx.QueryParams) -> httpx.Response:
+        if collection == "external_references" and "subject_type" not in params:
+            return httpx.Response(
+                400, json={"errors": [{"type": "system", "message": "param is missing: subject_type"}]}
+            )
         rows = list(self.tables[collection].values())
-        for name in ("workspace_id", "subject_type", "service_name", "service_model", "service_model_ref"):
-            if name in params:
-                rows = [r for r in rows if str(r.get(name)) == params[name]]
-        if "search" in params:
+        for param, field in self.FILTERS[collection].items():
+            if param in params:
+                rows = [r for r in rows if str(r.get(field)) == params[param]]
+        if collection == "workspaces" and "search" in params:
             found = re.fullmatch(r"description:'(.*)'", params["search"])
             rows = [r for r in rows if found and found.group(1) in (r.get("description") or "")]
         size = min(int(params.get("per_page", 20)), self.page_size)
@@ -133,47 +150,48 @@ class FakeKantata:
         page_count = max(1, -(-len(rows) // size))
         return self._answer(collection, rows[(page - 1) * size : page * size], page, page_count)
 
-    def _create(self, collection: str, body: dict) -> httpx.Response:
-        singular = {"workspaces": "workspace", "stories": "story"}.get(collection, collection[:-1])
-        fields = dict(body[singular])
-        if collection == "external_references":
-            clash = [
-                r
-                for r in self.tables[collection].values()
-                if all(
-                    r[k] == fields[k]
-                    for k in ("subject_type", "service_name", "service_model", "service_model_ref")
-                )
-            ]
-            if clash:
-                return httpx.Response(
-                    422,
-                    json={
-                        "errors": [
-                            {
-                                "type": "validation",
-                                "message": "has already been taken",
-                                "field": "service_model_ref",
-                            }
-                        ]
-                    },
-                )
-        if collection == "stories" and not fields.get("title"):
-            return httpx.Response(
-                422, json={"errors": [{"type": "validation", "message": "can't be blank", "field": "title"}]}
-            )
+    def _insert(self, collection: str, fields: dict) -> dict:
         self.next_id += 1
         row = {**fields, "id": str(self.next_id)}
         for ref in ("workspace_id", "subject_id", "parent_id", "story_id"):
             if ref in row and row[ref] is not None:
                 row[ref] = str(row[ref])
         self.tables[collection][row["id"]] = row
+        return row
+
+    def _upsert_reference(self, fields: dict) -> dict:
+        """One reference per subject and service name: a second one updates the first."""
+        subject = (fields["subject_type"], str(fields["subject_id"]), fields["service_name"])
+        for row in self.tables["external_references"].values():
+            if (row["subject_type"], row["subject_id"], row["service_name"]) == subject:
+                row.update({k: v for k, v in fields.items() if k != "subject_id"})
+                return row
+        return self._insert("external_references", {"status": "pending", **fields})
+
+    def _create(self, collection: str, body: dict) -> httpx.Response:
+        singular = {"workspaces": "workspace", "stories": "story"}.get(collection, collection[:-1])
+        fields = dict(body[singular])
+        if collection == "stories" and not fields.get("title"):
+            return httpx.Response(
+                422, json={"errors": [{"type": "validation", "message": "can't be blank", "field": "title"}]}
+            )
+        if collection == "workspaces" and fields.get("budgeted") and fields.get("price") is None:
+            return httpx.Response(
+                422, json={"errors": [{"type": "validation", "message": "is required", "field": "price"}]}
+            )
+        reference = fields.pop("external_reference", None)
+        row = self._insert(collection, fields)
+        if reference is not None and self.embed_references:
+            self._upsert_reference({**reference, "subject_type": "Workspace", "subject_id": row["id"]})
         return self._answer(collection, [row])
 
     # -- test helpers -----------------------------------------------------------------------------------
 
     def calls(self, method: str, path: str) -> int:
         return sum(1 for r in self.requests if r.method == method and r.url.path == "/api/v1" + path)
+
+    def seed(self, collection: str, **fields) -> str:
+        return self._insert(collection, fields)["id"]
 
 
 def psa(fake: FakeKantata, retry) -> KantataPsa:
@@ -186,10 +204,16 @@ def kantata_error(status: int, **kwargs) -> httpx.Response:
     return httpx.Response(status, **kwargs)
 
 
+def empty(collection: str) -> httpx.Response:
+    return httpx.Response(200, json={"count": 0, "results": [], collection: {}, "meta": {"page_count": 0}})
+
+
 # --------------------------------------------------------------------------------------------- project
 
 
-def test_given_a_new_opportunity_when_ensuring_the_project_then_a_workspace_is_created_and_linked(retry):
+def test_given_a_new_opportunity_when_ensuring_the_project_then_the_workspace_is_created_linked_in_one_call(
+    retry,
+):
     fake = FakeKantata()
 
     workspace_id = psa(fake, retry).ensure_project(project())
@@ -197,16 +221,20 @@ def test_given_a_new_opportunity_when_ensuring_the_project_then_a_workspace_is_c
     (workspace,) = fake.tables["workspaces"].values()
     assert workspace_id == workspace["id"]
     assert workspace["title"] == "Acme - ERP rollout"
-    assert workspace["price_in_cents"] == 12_500_000
+    assert workspace["price"] == "125000.00"
+    assert "price_in_cents" not in workspace
     assert workspace["currency"] == "GBP" and workspace["budgeted"] is True
     assert f"pshub:opportunity:{OPP_ID}" in workspace["description"]
     (reference,) = fake.tables["external_references"].values()
     assert reference["subject_id"] == workspace_id
-    assert (reference["service_name"], reference["service_model"], reference["service_model_ref"]) == (
-        "pshub",
-        "Opportunity",
-        OPP_ID,
-    )
+    assert (
+        reference["service_name"],
+        reference["service_model"],
+        reference["service_model_ref"],
+        reference["status"],
+    ) == ("pshub", "Opportunity", OPP_ID, "successful")
+    assert fake.calls("POST", "/workspaces.json") == 1
+    assert fake.calls("POST", "/external_references/create_or_update.json") == 0  # embedded, no second call
 
 
 def test_given_the_project_exists_when_ensuring_it_twice_then_one_workspace_and_the_same_id(retry):
@@ -222,24 +250,54 @@ def test_given_the_project_exists_when_ensuring_it_twice_then_one_workspace_and_
     assert fake.calls("POST", "/workspaces.json") == 1
 
 
-def test_given_a_crash_between_workspace_and_reference_when_rerun_then_the_orphan_is_adopted_not_duplicated(
-    retry,
-):
-    fake = FakeKantata(script={"POST /external_references.json": [kantata_error(500)] * 3})
+def test_given_an_unlinked_workspace_with_the_marker_when_ensured_then_it_is_adopted_and_linked(retry):
+    fake = FakeKantata()
+    orphan = fake.seed(
+        "workspaces", title="Acme - ERP rollout", description=f"pshub:opportunity:{OPP_ID}\nold run"
+    )
+
+    workspace_id = psa(fake, retry).ensure_project(project())
+
+    assert workspace_id == orphan
+    assert list(fake.tables["workspaces"]) == [orphan]
+    (reference,) = fake.tables["external_references"].values()
+    assert (reference["subject_id"], reference["service_model_ref"]) == (orphan, OPP_ID)
+    assert fake.calls("POST", "/workspaces.json") == 0
+
+
+def test_given_the_link_call_fails_when_rerun_then_the_orphan_is_linked_once(retry):
+    fake = FakeKantata(script={"POST /external_references/create_or_update.json": [kantata_error(500)] * 3})
+    fake.seed("workspaces", title="Acme", description=f"pshub:opportunity:{OPP_ID}")
     adapter = psa(fake, retry)
     with pytest.raises(TransientError):
         adapter.ensure_project(project())
-    assert len(fake.tables["workspaces"]) == 1
     assert fake.tables["external_references"] == {}
 
     workspace_id = adapter.ensure_project(project())
+    adapter.ensure_project(project())
 
     assert len(fake.tables["workspaces"]) == 1
-    assert workspace_id == next(iter(fake.tables["workspaces"]))
-    assert len(fake.tables["external_references"]) == 1
+    assert [r["subject_id"] for r in fake.tables["external_references"].values()] == [workspace_id]
 
 
-def test_given_the_workspace_create_answer_is_lost_when_rerun_then_it_is_not_created_twice(retry, sleeps):
+def test_given_the_vendor_drops_the_embedded_reference_when_ensured_then_the_workspace_is_linked_explicitly(
+    retry,
+):
+    fake = FakeKantata(embed_references=False)
+    adapter = psa(fake, retry)
+
+    workspace_id = adapter.ensure_project(project())
+    again = adapter.ensure_project(project())
+
+    assert again == workspace_id
+    assert len(fake.tables["workspaces"]) == 1
+    assert [r["subject_id"] for r in fake.tables["external_references"].values()] == [workspace_id]
+    assert fake.calls("POST", "/external_references/create_or_update.json") == 1
+
+
+def test_given_the_workspace_create_answer_is_lost_when_rerun_then_it_is_found_by_its_reference(
+    retry, sleeps
+):
     fake = FakeKantata(script={"POST /workspaces.json": ["lose"]})
     adapter = psa(fake, retry)
 
@@ -250,28 +308,53 @@ def test_given_the_workspace_create_answer_is_lost_when_rerun_then_it_is_not_cre
     workspace_id = adapter.ensure_project(project())
 
     assert list(fake.tables["workspaces"]) == [workspace_id]
+    assert len(fake.tables["external_references"]) == 1
+    assert fake.calls("POST", "/workspaces.json") == 1
 
 
-def test_given_a_concurrent_run_linked_first_when_the_reference_is_refused_then_the_winners_workspace_is_used(
-    retry,
-):
+def test_given_a_concurrent_run_linked_first_when_both_linked_then_every_run_settles_on_the_first(retry):
     fake = FakeKantata()
     adapter = psa(fake, retry)
     winner = adapter.ensure_project(project())
     # This run did not see the winner's reference (it read before it existed) and created its own workspace.
-    fake.script["GET /external_references.json"] = [
-        httpx.Response(
-            200, json={"count": 0, "results": [], "external_references": {}, "meta": {"page_count": 1}}
-        )
-    ]
-    fake.script["GET /workspaces.json"] = [
-        httpx.Response(200, json={"count": 0, "results": [], "workspaces": {}, "meta": {"page_count": 1}})
-    ]
+    fake.script["GET /external_references.json"] = [empty("external_references")]
+    fake.script["GET /workspaces.json"] = [empty("workspaces")]
 
     result = adapter.ensure_project(project())
 
     assert result == winner
-    assert len(fake.tables["external_references"]) == 1
+    assert len(fake.tables["workspaces"]) == 2
+    assert adapter.ensure_project(project()) == winner
+
+
+def test_given_a_reference_of_another_opportunity_listed_when_ensuring_then_it_is_not_taken(retry):
+    fake = FakeKantata()
+    other = fake.seed("workspaces", title="Other", description="")
+    # A listing that ignored the filters: another opportunity's link comes back too.
+    fake.script["GET /external_references.json"] = [
+        httpx.Response(
+            200,
+            json={
+                "count": 1,
+                "results": [{"key": "external_references", "id": "9"}],
+                "external_references": {
+                    "9": {
+                        "id": "9",
+                        "subject_type": "Workspace",
+                        "subject_id": other,
+                        "service_name": "pshub",
+                        "service_model": "Opportunity",
+                        "service_model_ref": "006Dn00000B9z8yAAB",
+                    }
+                },
+                "meta": {"page_count": 1},
+            },
+        )
+    ]
+
+    workspace_id = psa(fake, retry).ensure_project(project())
+
+    assert workspace_id != other
 
 
 def test_given_a_different_opportunity_when_ensuring_then_it_gets_its_own_workspace(retry):
@@ -283,6 +366,7 @@ def test_given_a_different_opportunity_when_ensuring_then_it_gets_its_own_worksp
 
     assert first != other
     assert len(fake.tables["workspaces"]) == 2
+    assert len(fake.tables["external_references"]) == 2
 
 
 # ------------------------------------------------------------------------------------------------- WBS
@@ -317,12 +401,7 @@ def test_given_tasks_already_there_across_pages_when_ensured_again_then_only_mis
     fake = FakeKantata(page_size=2)
     adapter = psa(fake, retry)
     first = adapter.ensure_wbs("77", WBS[:4])
-    fake.tables["stories"]["5"] = {
-        "id": "5",
-        "workspace_id": "77",
-        "title": "Someone's task",
-        "description": None,
-    }
+    fake.seed("stories", workspace_id="77", title="Someone's task", description=None)
 
     second = adapter.ensure_wbs("77", WBS)
 
@@ -333,6 +412,16 @@ def test_given_tasks_already_there_across_pages_when_ensured_again_then_only_mis
         r.url.params["page"] for r in fake.requests if r.method == "GET" and "stories" in r.url.path
     ]
     assert list_pages == ["1", "1", "2", "3"]
+
+
+def test_given_another_projects_task_with_the_same_marker_when_listed_then_it_is_not_reused(retry):
+    fake = FakeKantata()
+    fake.seed("stories", workspace_id="88", title="Discovery", description="pshub:wbs:1")
+    fake.FILTERS = {**FakeKantata.FILTERS, "stories": {}}  # a listing that ignores workspace_id
+
+    ids = psa(fake, retry).ensure_wbs("77", WBS[:1])
+
+    assert fake.tables["stories"][ids["1"]]["workspace_id"] == "77"
 
 
 def test_given_a_task_whose_parent_is_missing_when_ensured_then_data_validation_error_names_it(retry):
@@ -349,7 +438,7 @@ def test_given_a_task_whose_parent_is_missing_when_ensured_then_data_validation_
 # --------------------------------------------------------------------------------------------- billing
 
 
-def test_given_a_schedule_when_ensured_twice_then_each_milestone_is_one_fixed_fee_item(retry):
+def test_given_a_schedule_when_ensured_twice_then_each_milestone_is_one_billing_milestone(retry):
     fake = FakeKantata()
     adapter = psa(fake, retry)
     task_ids = adapter.ensure_wbs("77", WBS)
@@ -358,15 +447,38 @@ def test_given_a_schedule_when_ensured_twice_then_each_milestone_is_one_fixed_fe
     second = adapter.ensure_billing_schedule("77", SCHEDULE, task_ids)
 
     assert first == second
-    items = fake.tables["fixed_fee_items"]
+    items = fake.tables["billing_milestones"]
     assert len(items) == 2
     assert [
-        (items[i]["title"], items[i]["amount_in_cents"], items[i]["date"], items[i]["story_id"])
+        (
+            items[i]["title"],
+            items[i]["amount_in_cents"],
+            items[i]["date_to_invoice"],
+            items[i]["billing_type"],
+            items[i]["story_id"],
+        )
         for i in first
     ] == [
-        ("M1 - Kick-off", 2_500_000, "2026-11-16", task_ids["1"]),
-        ("M2 - Go-live", 10_000_000, "2027-03-31", task_ids["2.2"]),
+        ("M1 - Kick-off", 2_500_000, "2026-11-16", "fixed_date", task_ids["1"]),
+        ("M2 - Go-live", 10_000_000, "2027-03-31", "fixed_date", task_ids["2.2"]),
     ]
+    listed = [r for r in fake.requests if r.method == "GET" and "billing_milestones" in r.url.path]
+    assert all(r.url.params["workspace_ids"] == "77" for r in listed)
+
+
+def test_given_another_project_has_the_same_milestone_title_when_ensured_then_this_project_gets_its_own(
+    retry,
+):
+    fake = FakeKantata()
+    adapter = psa(fake, retry)
+    fake.seed("billing_milestones", workspace_id="88", title="M1 - Kick-off", amount_in_cents=1)
+    fake.FILTERS = {**FakeKantata.FILTERS, "billing_milestones": {}}  # the filter ignored
+    task_ids = adapter.ensure_wbs("77", WBS)
+
+    ids = adapter.ensure_billing_schedule("77", SCHEDULE, task_ids)
+
+    assert all(fake.tables["billing_milestones"][i]["workspace_id"] == "77" for i in ids)
+    assert len(fake.tables["billing_milestones"]) == 3
 
 
 def test_given_a_milestone_on_an_unknown_task_when_ensured_then_data_validation_error(retry):
@@ -439,3 +551,13 @@ def test_given_a_rate_limited_create_when_retried_then_the_story_is_created_once
 
     assert len(fake.tables["stories"]) == 1
     assert sleeps == [1.0]
+
+
+def test_given_429_without_retry_after_when_retried_then_the_policy_backs_off_on_its_own(retry, sleeps):
+    fake = FakeKantata(script={"GET /stories.json": [kantata_error(429), kantata_error(429)]})
+
+    psa(fake, retry).ensure_wbs("77", WBS[:1])
+
+    assert classify(kantata_error(429)).retry_after is None
+    assert sleeps == [0.5, 1.0]  # full jitter at its ceiling: base_delay, then doubled
+    assert len(fake.tables["stories"]) == 1

@@ -45,11 +45,18 @@ def ns_error(status: int, code: str, detail: str = "vendor text", path: str | No
 
 
 class FakeNetSuite:
-    """Token endpoint (expires_in 3600) and external-id upserts with stable internal ids per external id."""
+    """Token endpoint (expires_in "3600", a string as NetSuite sends it) and external-id upserts with stable
+    internal ids per external id."""
 
-    def __init__(self, script: dict[str, list[httpx.Response]] | None = None, location: bool = True) -> None:
+    def __init__(
+        self,
+        script: dict[str, list[httpx.Response]] | None = None,
+        location: bool = True,
+        expires_in: object = "3600",
+    ) -> None:
         self.script = script or {}
         self.location = location
+        self.expires_in = expires_in
         self.records: dict[tuple[str, str], dict] = {}
         self.ids: dict[tuple[str, str], str] = {}
         self.token_calls = 0
@@ -64,7 +71,7 @@ class FakeNetSuite:
                 json={
                     "access_token": f"ns-token-{self.token_calls}",
                     "token_type": "Bearer",
-                    "expires_in": 3600,
+                    "expires_in": self.expires_in,
                 },
             )
         self.requests.append(request)
@@ -81,7 +88,10 @@ class FakeNetSuite:
             return httpx.Response(204, headers=headers)
         if request.method == "GET" and ident in self.ids:
             return httpx.Response(200, json={"id": self.ids[ident], "externalId": external_id})
-        return ns_error(404, "RCRD_DSNT_EXIST")
+        return ns_error(404, "NONEXISTENT_ID")
+
+
+CURRENCY_IDS = {"USD": "1", "GBP": "2"}
 
 
 def erp(fake: FakeNetSuite, retry, **kwargs) -> NetSuiteErp:
@@ -92,7 +102,7 @@ def erp(fake: FakeNetSuite, retry, **kwargs) -> NetSuiteErp:
         client_id="ns-client",
         client_secret="ns-secret",
         retry=retry,
-        **kwargs,
+        **{"currency_ids": CURRENCY_IDS, **kwargs},
     )
 
 
@@ -109,9 +119,27 @@ def test_given_an_account_when_upserted_then_put_by_sanitised_external_id_and_id
     assert json.loads(request.content) == {
         "companyName": "Acme Ltd",
         "subsidiary": {"id": "3"},
-        "currency": {"refName": "GBP"},
+        "currency": {"id": "2"},
         "externalId": "sf-001Dn00000Z9y8xAAA",
     }
+
+
+def test_given_a_currency_the_account_lacks_when_upserting_then_data_validation_error_before_any_call(retry):
+    fake = FakeNetSuite()
+
+    with pytest.raises(DataValidationError) as caught:
+        erp(fake, retry).upsert_customer(ACCOUNT, subsidiary_id="3", currency="EUR")
+
+    assert caught.value.problems[0]["field"] == "currency"
+    assert fake.requests == []
+
+
+def test_given_an_account_without_currency_ids_when_upserting_then_the_currency_goes_by_name(retry):
+    fake = FakeNetSuite()
+
+    erp(fake, retry, currency_ids=None).upsert_customer(ACCOUNT, subsidiary_id="3", currency="GBP")
+
+    assert json.loads(fake.requests[0].content)["currency"] == {"refName": "GBP"}
 
 
 def test_given_the_same_account_twice_when_upserted_then_the_same_internal_id(retry):
@@ -138,7 +166,7 @@ def test_given_a_project_when_upserted_then_the_job_carries_customer_subsidiary_
         "companyName": "Acme - ERP rollout",
         "parent": {"id": "600"},
         "subsidiary": {"id": "3"},
-        "currency": {"refName": "GBP"},
+        "currency": {"id": "2"},
         "startDate": "2026-11-16",
         "projectedEndDate": "2027-03-31",
         "jobBillingType": {"id": "FBM"},
@@ -160,14 +188,25 @@ def test_given_an_upsert_without_location_when_done_then_the_id_is_read_back_by_
     ]
 
 
-def test_given_many_calls_when_the_token_lives_an_hour_then_one_token_call(retry):
-    fake = FakeNetSuite()
+@pytest.mark.parametrize("expires_in", ["3600", 3600])
+def test_given_many_calls_when_the_token_lives_an_hour_then_one_token_call(retry, expires_in):
+    fake = FakeNetSuite(expires_in=expires_in)
     adapter = erp(fake, retry)
 
     for _ in range(4):
         adapter.upsert_customer(ACCOUNT, subsidiary_id="3", currency="GBP")
 
     assert fake.token_calls == 1
+
+
+def test_given_an_unreadable_token_lifetime_when_upserting_then_the_token_is_fetched_again_each_call(retry):
+    fake = FakeNetSuite(expires_in="soon")
+    adapter = erp(fake, retry)
+
+    for _ in range(2):
+        adapter.upsert_customer(ACCOUNT, subsidiary_id="3", currency="GBP")
+
+    assert fake.token_calls == 2
 
 
 def test_given_a_revoked_token_when_upserting_then_refreshed_once_and_replayed(retry):
@@ -199,13 +238,14 @@ def test_given_the_concurrency_pool_is_full_when_upserting_then_throttled_after_
 
 def test_given_invalid_values_when_upserting_then_data_validation_error_names_the_fields_without_retry(retry):
     path = f"{RECORD}/customer/eid:sf-001Dn00000Z9y8xAAA"
-    fake = FakeNetSuite({f"PUT {path}": [ns_error(400, "INVALID_VALUE", path="subsidiary")]})
+    fake = FakeNetSuite({f"PUT {path}": [ns_error(400, "INVALID_CONTENT", path="subsidiary")]})
 
     with pytest.raises(DataValidationError) as caught:
         erp(fake, retry).upsert_customer(ACCOUNT, subsidiary_id="999", currency="GBP")
 
+    assert caught.value.code == "INVALID_CONTENT"
     assert caught.value.problems == [
-        {"field": "subsidiary", "problem": "vendor text", "code": "INVALID_VALUE"}
+        {"field": "subsidiary", "problem": "vendor text", "code": "INVALID_CONTENT"}
     ]
     assert len(fake.requests) == 1
 
@@ -217,6 +257,8 @@ def test_given_invalid_values_when_upserting_then_data_validation_error_names_th
         (httpx.Response(429), ThrottledError),
         (ns_error(400, "SSS_REQUEST_LIMIT_EXCEEDED"), ThrottledError),
         (ns_error(400, "INVALID_VALUE"), DataValidationError),
+        (ns_error(400, "INVALID_CONTENT", path="currency"), DataValidationError),
+        (ns_error(404, "NONEXISTENT_ID"), PermanentError),
         (ns_error(400, "USER_ERROR"), DataValidationError),
         (ns_error(400, "RCRD_HAS_BEEN_CHANGED"), TransientError),
         (ns_error(404, "RCRD_DSNT_EXIST"), PermanentError),

@@ -119,6 +119,33 @@ def crm(fake: FakeSalesforce, retry, **kwargs) -> SalesforceCrm:
     )
 
 
+@pytest.mark.parametrize(
+    ("error", "description"),
+    [("invalid_client_id", "client identifier invalid"), ("invalid_client", "invalid client credentials")],
+)
+def test_given_rejected_client_credentials_when_calling_then_permanent_error_with_the_vendor_code(
+    retry, sleeps, error, description
+):
+    def refuse(request: httpx.Request) -> httpx.Response:
+        # No Sforce-Limit-Info on the token call: only data answers carry it.
+        return httpx.Response(400, json={"error": error, "error_description": description})
+
+    adapter = SalesforceCrm(
+        httpx.Client(transport=httpx.MockTransport(refuse)),
+        token_url="https://login.salesforce.test/services/oauth2/token",
+        client_id="unknown",
+        client_secret="client-secret",
+        retry=retry,
+    )
+
+    with pytest.raises(PermanentError) as caught:
+        adapter.get_opportunity(OPP_ID)
+
+    assert type(caught.value) is PermanentError
+    assert caught.value.code == error
+    assert sleeps == []
+
+
 def sf_error(status: int, code: str, fields: list[str] | None = None, headers=None) -> httpx.Response:
     return httpx.Response(
         status, json=[{"errorCode": code, "message": "vendor text", "fields": fields or []}], headers=headers

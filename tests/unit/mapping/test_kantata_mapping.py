@@ -31,16 +31,23 @@ PROJECT = Project(
 )
 
 
-def test_given_a_project_when_mapped_then_the_workspace_body_carries_money_in_cents_and_the_marker():
+def test_given_a_project_when_mapped_then_the_workspace_body_carries_its_price_reference_and_marker():
     body = km.workspace_body(PROJECT)["workspace"]
 
     assert body["title"] == "Acme - ERP rollout"
     assert body["currency"] == "GBP"
     assert body["start_date"] == "2026-11-16"
     assert "due_date" not in body  # no end date: not sent
-    assert body["price_in_cents"] == 12_500_001  # rounded half up
+    assert body["price"] == "125000.01"  # currency units, a decimal string, rounded half up
+    assert "price_in_cents" not in body  # read-only in Kantata
     assert body["budgeted"] is True
     assert km.carries_marker(body["description"], km.project_marker(OPP_ID))
+    assert body["external_reference"] == {
+        "service_name": "pshub",
+        "service_model": "Opportunity",
+        "service_model_ref": OPP_ID,
+        "status": "successful",
+    }
 
 
 def test_given_a_workspace_and_opportunity_when_linking_then_the_reference_names_the_hub_service():
@@ -51,10 +58,48 @@ def test_given_a_workspace_and_opportunity_when_linking_then_the_reference_names
             "service_name": "pshub",
             "service_model": "Opportunity",
             "service_model_ref": OPP_ID,
-            "status": "synced",
+            "status": "successful",
         }
     }
-    assert km.external_reference_params(OPP_ID)["service_model_ref"] == OPP_ID
+    assert km.external_reference_params(OPP_ID) == {
+        "subject_type": "Workspace",
+        "service_name": "pshub",
+        "service_model": "Opportunity",
+        "service_model_ref": OPP_ID,
+    }
+
+
+def test_given_listed_references_when_checked_then_only_the_hubs_link_to_this_opportunity_matches():
+    link = {
+        "subject_type": "Workspace",
+        "subject_id": 7,
+        "service_name": "pshub",
+        "service_model": "Opportunity",
+        "service_model_ref": OPP_ID,
+    }
+
+    assert km.references_workspace(link, OPP_ID)
+    assert not km.references_workspace({**link, "service_model_ref": "006Dn00000B9z8yAAB"}, OPP_ID)
+    assert not km.references_workspace({**link, "service_name": "other"}, OPP_ID)
+    assert not km.references_workspace({**link, "subject_id": None}, OPP_ID)
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "units", "subunits"),
+    [
+        ("125000.005", "GBP", "125000.01", 12_500_001),
+        ("99.9", "USD", "99.90", 9990),
+        ("1500000", "JPY", "1500000", 1_500_000),  # zero-decimal: Kantata's currency_base_unit is 1
+        ("1499.5", "JPY", "1500", 1500),
+    ],
+)
+def test_given_money_when_mapped_then_units_and_subunits_follow_the_currency(
+    amount, currency, units, subunits
+):
+    money = Money(amount=Decimal(amount), currency=currency)
+
+    assert km.money_units_out(money) == units
+    assert km.money_subunits_out(money) == subunits
 
 
 @pytest.mark.parametrize(
@@ -90,18 +135,27 @@ def test_given_a_top_level_task_when_mapped_then_no_parent_is_sent():
     assert "parent_id" not in body and "budget_estimate_in_cents" not in body
 
 
-def test_given_a_milestone_when_mapped_then_the_fixed_fee_item_is_titled_by_code_and_name():
+def test_given_a_milestone_when_mapped_then_the_billing_milestone_is_titled_by_code_and_name():
     milestone = Milestone(code="M1", name="Kick-off", amount=gbp("25000"), due_date=dt.date(2026, 11, 16))
 
-    assert km.fixed_fee_item_body("77", milestone, story_id="1001") == {
-        "fixed_fee_item": {
+    assert km.billing_milestone_body("77", milestone, story_id="1001") == {
+        "billing_milestone": {
             "workspace_id": 77,
             "story_id": 1001,
             "title": "M1 - Kick-off",
             "amount_in_cents": 2_500_000,
-            "date": "2026-11-16",
+            "date_to_invoice": "2026-11-16",
+            "billing_type": "fixed_date",
         }
     }
+    assert km.billing_milestone_params("77", 2) == {"workspace_ids": "77", "per_page": 200, "page": 2}
+
+
+def test_given_listed_records_when_checked_then_only_those_of_the_workspace_belong_to_it():
+    assert km.belongs_to({"workspace_id": "77"}, "77")
+    assert km.belongs_to({"workspace_id": 77}, "77")
+    assert not km.belongs_to({"workspace_id": "88"}, "77")
+    assert not km.belongs_to({}, "77")
 
 
 def test_given_a_kantata_answer_when_read_then_records_follow_results_order_with_string_ids():

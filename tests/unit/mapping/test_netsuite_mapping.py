@@ -62,13 +62,28 @@ def test_property_distinct_raw_ids_never_collide_after_sanitising(first, second)
         assert nm.safe_external_id(first) != nm.safe_external_id(second)
 
 
-def test_given_an_account_when_mapped_then_the_customer_body_references_subsidiary_and_currency():
-    assert nm.customer_body(ACCOUNT, subsidiary_id="1", currency="USD") == {
+def test_given_an_account_when_mapped_then_the_customer_body_references_subsidiary_and_currency_by_id():
+    assert nm.customer_body(ACCOUNT, subsidiary_id="1", currency={"id": "4"}) == {
         "companyName": "Acme Ltd",
         "subsidiary": {"id": "1"},
-        "currency": {"refName": "USD"},
+        "currency": {"id": "4"},
         "externalId": "sf-001Dn00000Z9y8xAAA",
     }
+
+
+@pytest.mark.parametrize(
+    ("code", "table", "reference"),
+    [
+        ("USD", {"USD": "1", "GBP": "2"}, {"id": "1"}),
+        ("GBP", {"USD": "1", "GBP": "2"}, {"id": "2"}),
+        ("EUR", {"USD": "1", "GBP": "2"}, None),  # the account has no such currency
+        ("EUR", None, {"refName": "EUR"}),  # no table configured: by name (not promised by NetSuite)
+    ],
+)
+def test_given_a_currency_table_when_referencing_a_currency_then_its_internal_id_is_used(
+    code, table, reference
+):
+    assert nm.currency_reference(code, table) == reference
 
 
 @pytest.mark.parametrize(
@@ -81,11 +96,11 @@ def test_given_an_account_when_mapped_then_the_customer_body_references_subsidia
     ],
 )
 def test_given_a_project_when_mapped_then_the_job_body_carries_its_billing_terms(billing_type, netsuite):
-    body = nm.job_body(project(billing_type), customer_id="647", subsidiary_id="2")
+    body = nm.job_body(project(billing_type), customer_id="647", subsidiary_id="2", currency={"id": "1"})
 
     assert body == {
         "companyName": "Acme - ERP rollout",
-        "currency": {"refName": "USD"},
+        "currency": {"id": "1"},
         "startDate": "2026-11-16",
         "jobBillingType": {"id": netsuite},
         "custentity_pshub_contract_value": 99999.99,
@@ -100,6 +115,7 @@ def test_given_an_end_date_and_schedule_id_when_mapped_then_both_are_sent():
         project(BillingType.TIME_AND_MATERIALS, dt.date(2027, 3, 31)),
         customer_id="1",
         subsidiary_id="2",
+        currency={"id": "1"},
         billing_schedule_id="9",
     )
     assert body["projectedEndDate"] == "2027-03-31"

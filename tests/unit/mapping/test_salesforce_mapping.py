@@ -151,6 +151,30 @@ def test_given_picklist_country_codes_when_mapped_then_the_iso_code_wins_over_th
 
 
 @pytest.mark.parametrize(
+    ("fields", "country"),
+    [
+        ({"BillingCountry": "US"}, "US"),
+        ({"BillingCountry": " gb "}, "GB"),  # a code, only typed loosely
+        ({"BillingCountry": "United States"}, None),  # free text: not guessed at, and the deal still maps
+        ({"BillingCountry": "USA"}, None),  # alpha-3 is not the canonical alpha-2
+        ({"BillingCountry": ""}, None),
+        ({"BillingCountry": None}, None),
+        ({"BillingCountry": "United States", "BillingCountryCode": "US"}, "US"),
+        ({"BillingCountry": "DE", "BillingCountryCode": None}, "DE"),
+        ({"BillingCountry": "FR", "BillingCountryCode": "Francia"}, "FR"),
+    ],
+)
+def test_given_a_free_text_billing_country_when_mapped_then_only_an_iso_code_is_kept_and_nothing_fails(
+    fields, country
+):
+    account = {k: v for k, v in ACCOUNT.items() if k != "BillingCountry"} | fields
+
+    opp = opportunity_from_salesforce(REST_RECORD, line_items=[], account=account)
+
+    assert opp.account.billing_country == country
+
+
+@pytest.mark.parametrize(
     ("field", "value", "canonical"),
     [
         ("Amount", "12,5", ("amount", "amount")),

@@ -1,0 +1,337 @@
+"""The local stack: the deployed stack, on one machine, with no AWS account.
+
+1. synthesize the CDK app (``python app.py``, no CDK CLI);
+2. deploy the template into an embedded moto server (CloudFormation ``create_stack``, see
+   ``infra/local_deploy.py``);
+3. run each Lambda's real handler in-process when moto invokes it (``local/lambda_runtime.py``);
+4. fill moto's gaps from the same template: the API routes served on loopback (``local/api_server.py``),
+   SQS event source mappings polled with partial batch failures (``local/pollers.py``);
+5. talk to the sandboxes (SaaS simulators on loopback), whose URLs go into the connection secrets.
+
+Everything the hub does goes through the deployed resources: boto3 and the AWS CLI with ``--endpoint-url``
+see the same queues, tables and executions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local import lambda_runtime
+from local.api_server import ApiServer
+from local.pollers import Mapping, QueuePoller
+from local.sandboxes.base import Faults
+from local.sandboxes.kantata import KantataSandbox
+from local.sandboxes.netsuite import NetSuiteSandbox
+from local.sandboxes.salesforce import SalesforceSandbox
+from local.sandboxes.server import SandboxServer
+from local.template import Template
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "local"
+STACK_NAME = "pshub"
+REGION = "us-east-1"
+ORG_ID = "00D000000000001AAA"  # cdk.json crmOrgId
+
+# The firm's legal entities and where they book (the routing table's seed).
+ENTITIES = [
+    {"code": "US01", "name": "Hub Consulting Inc.", "country": "US", "functional_currency": "USD",
+     "timezone": "America/New_York", "erp_system": "netsuite-us", "subsidiary_id": "1", "wave": "cloud-1"},
+    {"code": "UK01", "name": "Hub Consulting Ltd", "country": "GB", "functional_currency": "GBP",
+     "timezone": "Europe/London", "erp_system": "netsuite-uk", "subsidiary_id": "2", "wave": "cloud-1"},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def synthesize(outdir: Path) -> Path:
+    """``python app.py`` into ``outdir`` (a subprocess: jsii's node runtime stays out of this process)."""
+    env = dict(os.environ, CDK_OUTDIR=str(outdir), JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+               JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1")
+    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"synth failed:\n{done.stdout}\n{done.stderr}")
+    return outdir
+
+
+@dataclass
+class Sandboxes:
+    salesforce: SalesforceSandbox
+    kantata: KantataSandbox
+    netsuite: dict[str, NetSuiteSandbox]
+    servers: dict[str, SandboxServer] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, seed: int = 7, erp_faults: Faults | None = None, psa_faults: Faults | None = None,
+               erp_concurrency: int = 5) -> Sandboxes:
+        return cls(
+            salesforce=SalesforceSandbox(org_id=ORG_ID, id_seed=seed),
+            kantata=KantataSandbox(faults=psa_faults, id_seed=seed),
+            netsuite={
+                "netsuite-us": NetSuiteSandbox("TSTDRV-US", subsidiaries={"1": "Hub Consulting Inc."},
+                                               concurrency_limit=erp_concurrency, faults=erp_faults),
+                "netsuite-uk": NetSuiteSandbox("TSTDRV-UK", subsidiaries={"2": "Hub Consulting Ltd"},
+                                               concurrency_limit=erp_concurrency, faults=erp_faults),
+            },
+        )
+
+    def start(self) -> Sandboxes:
+        for name, sandbox in self.all().items():
+            self.servers[name] = SandboxServer(sandbox).start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def all(self) -> dict[str, Any]:
+        return {"salesforce": self.salesforce, "kantata": self.kantata, **self.netsuite}
+
+    def url(self, name: str) -> str:
+        return self.servers[name].url
+
+
+class LocalStack:
+    """``with LocalStack().start() as stack:`` the hub, deployed into moto, served on loopback."""
+
+    def __init__(self, *, sandboxes: Sandboxes | None = None, workdir: Path = BUILD, quiet: bool = True,
+                 progress: Any = None) -> None:
+        self.sandboxes = sandboxes or Sandboxes.create()
+        self.workdir = workdir
+        self.quiet = quiet
+        self._progress = progress or (lambda message: None)
+        self.outputs: dict[str, str] = {}
+        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.pollers: list[QueuePoller] = []
+        self.api: ApiServer | None = None
+        self._moto: Any = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        self._progress("starting the sandboxes")
+        self.sandboxes.start()
+        self._progress("starting the embedded AWS (moto)")
+        port = free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+        self._moto.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._set_env({
+            "MOTO_PORT": str(port), "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local", "POWERTOOLS_TRACE_DISABLED": "1",
+            "POWERTOOLS_METRICS_DISABLED": "1" if self.quiet else "0",
+            "LOG_LEVEL": "WARNING" if self.quiet else "INFO",
+        })
+        self._post_json("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+        lambda_runtime.install()
+        lambda_runtime.ENV_OVERRIDES.update({"LOG_LEVEL": "WARNING"} if self.quiet else {})
+        from hub import aws
+        from hub.settings import load
+
+        aws.reset_all()
+        load.cache_clear()
+
+        self._progress("synthesizing the CDK app")
+        assembly = synthesize(self.workdir / "cdk.out")
+        self._progress("deploying the stack into moto (CloudFormation)")
+        import boto3
+
+        from infra.local_deploy import deploy_to_moto
+
+        self.session = boto3.session.Session(region_name=REGION)
+        self.outputs = deploy_to_moto(self.session, assembly, STACK_NAME, endpoint_url=self.endpoint)
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+                    self._stack_resources()}
+        self.template = Template.load(assembly / f"{STACK_NAME}.template.json", physical)
+        self._progress("wiring the handlers, queues and API routes")
+        self._register_handlers()
+        self._put_secrets()
+        self._seed_routing()
+        self._start_pollers()
+        self.api = ApiServer(self.template.api_routes(), self._function_names(), self.client("lambda"),
+                             stage=self.template.api_stage()).start()
+        self._progress("ready")
+        return self
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.api:
+            self.api.stop()
+        if self._moto:
+            self._moto.stop()
+        self.sandboxes.stop()
+        lambda_runtime.clear()
+        lambda_runtime.ENV_OVERRIDES.clear()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint)
+
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None
+        return self.api.url
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.api_url}/v1/webhooks/crm/opportunities"
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _post_json(self, path: str, body: dict[str, Any]) -> None:
+        import httpx
+
+        httpx.post(f"{self.endpoint}{path}", json=body, timeout=10).raise_for_status()
+
+    def _stack_resources(self) -> list[dict[str, Any]]:
+        cloudformation = self.client("cloudformation")
+        pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=STACK_NAME)
+        return [r for page in pages for r in page["StackResourceSummaries"] if r.get("PhysicalResourceId")]
+
+    def _function_names(self) -> dict[str, str]:
+        return {lid: self.template.physical[lid] for lid in self.template.of_type("AWS::Lambda::Function")}
+
+    def _register_handlers(self) -> None:
+        """Each deployed function runs its own ``functions/<name>/handler.py`` (its folder is its service)."""
+        for lid, resource in self.template.of_type("AWS::Lambda::Function").items():
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            folder = variables.get("POWERTOOLS_SERVICE_NAME")
+            if not folder or not (ROOT / "functions" / folder / "handler.py").exists():
+                continue
+            lambda_runtime.register(self.template.physical[lid], lambda_runtime.load_handler(folder))
+
+    def _put_secrets(self) -> None:
+        sm = self.client("secretsmanager")
+        sf = self.sandboxes.salesforce
+        sm.put_secret_value(SecretId=self.outputs["WebhookSecretArn"],
+                            SecretString=json.dumps({"secrets": [self.webhook_secret]}))
+        sm.put_secret_value(SecretId=self.outputs["CrmSecretArn"], SecretString=json.dumps({
+            "token_url": f"{self.sandboxes.url('salesforce')}/services/oauth2/token",
+            "client_id": sf.client_id, "client_secret": sf.client_secret}))
+        sm.put_secret_value(SecretId=self.outputs["PsaSecretArn"], SecretString=json.dumps({
+            "base_url": f"{self.sandboxes.url('kantata')}/api/v1",
+            "token": self.sandboxes.kantata.initial_tokens[0]}))
+        erp_arns = json.loads(self.outputs["ErpSecretArns"])
+        for system, sandbox in self.sandboxes.netsuite.items():
+            base = self.sandboxes.url(system)
+            sm.put_secret_value(SecretId=erp_arns[system], SecretString=json.dumps({
+                "base_url": base, "token_url": f"{base}/services/rest/auth/oauth2/v1/token",
+                "account_id": sandbox.account_id, "client_id": sandbox.client_id,
+                "client_secret": sandbox.client_secret}))
+
+    def _seed_routing(self) -> None:
+        from hub.model import LegalEntity
+        from hub.routing import Route, RoutingTable
+
+        table = self.session.resource("dynamodb", endpoint_url=self.endpoint).Table(
+            self.outputs["RoutingTableName"])
+        routing = RoutingTable(self.outputs["RoutingTableName"], table)
+        for e in ENTITIES:
+            routing.put_route(Route(
+                legal_entity=LegalEntity(code=e["code"], name=e["name"], country=e["country"],
+                                         functional_currency=e["functional_currency"], timezone=e["timezone"]),
+                erp_system=e["erp_system"], subsidiary_id=e["subsidiary_id"], migration_wave=e["wave"]))
+
+    def _start_pollers(self) -> None:
+        """Replace moto's synchronous SQS->Lambda trigger with pollers built from the template's mappings."""
+        from moto.sqs.models import sqs_backends
+
+        for backend in sqs_backends["123456789012"].values():
+            for queue in backend.queues.values():
+                queue.lambda_event_source_mappings.clear()
+        sqs = self.client("sqs")
+        functions = self._function_names()
+        for mapping in self.template.of_type("AWS::Lambda::EventSourceMapping").values():
+            props = mapping["Properties"]
+            queue_arn = self.template.resolve(props["EventSourceArn"], self._attribute)
+            queue_name = queue_arn.rsplit(":", 1)[-1]
+            queue_url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            function_ref = props["FunctionName"]
+            function_lid = function_ref["Ref"] if isinstance(function_ref, dict) else function_ref
+            self.pollers.append(QueuePoller(Mapping(
+                function_name=functions.get(function_lid, function_lid),
+                queue_url=queue_url, queue_arn=queue_arn,
+                batch_size=int(props.get("BatchSize", 10)),
+                max_concurrency=min(4, int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))),
+                report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+            ), sqs, self.client("lambda")).start())
+
+    def _attribute(self, lid: str, name: str) -> str:
+        physical = self.template.physical[lid]
+        kind = self.template.resources[lid]["Type"]
+        if kind == "AWS::SQS::Queue" and name == "Arn":
+            return self.client("sqs").get_queue_attributes(QueueUrl=physical, AttributeNames=["QueueArn"])[
+                "Attributes"]["QueueArn"]
+        if kind == "AWS::Lambda::Function" and name == "Arn":
+            return self.client("lambda").get_function(FunctionName=physical)["Configuration"]["FunctionArn"]
+        raise KeyError(f"{lid}.{name}")
+
+    # -- for people and tests ----------------------------------------------------------------------------
+    def sign(self, body: bytes, *, msg_id: str | None = None) -> dict[str, str]:
+        """Headers of a Standard Webhooks delivery of ``body`` signed with this stack's secret."""
+        from standardwebhooks.webhooks import Webhook
+
+        import datetime as dt
+        import uuid
+
+        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+        now = dt.datetime.now(dt.UTC)
+        signature = Webhook(self.webhook_secret).sign(msg_id, now, body.decode())
+        return {"content-type": "application/json", "webhook-id": msg_id,
+                "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
+
+    def transaction(self, correlation_id: str) -> dict[str, Any] | None:
+        from hub.ledger import Ledger
+
+        table = self.session.resource("dynamodb", endpoint_url=self.endpoint).Table(
+            self.outputs["LedgerTableName"])
+        return Ledger(self.outputs["LedgerTableName"], table).get(correlation_id)
+
+    def wait_for(self, correlation_ids: list[str], *, timeout: float = 180, tick: Any = None) -> dict[str, dict]:
+        """Poll the ledger until every transaction is COMPLETED, PARKED or IGNORED (or the time is up)."""
+        final = {"COMPLETED", "PARKED", "IGNORED"}
+        done: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(done) < len(set(correlation_ids)):
+            for cid in set(correlation_ids) - set(done):
+                tx = self.transaction(cid)
+                if tx and tx["status"] in final:
+                    done[cid] = tx
+            if tick:
+                tick(len(done))
+            time.sleep(0.2)
+        return done

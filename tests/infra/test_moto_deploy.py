@@ -1,0 +1,165 @@
+"""``python app.py`` synthesizes (cdk-nag included) and the assembly deploys into moto's CloudFormation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import require_layers
+from tests.infra.stack_view import ROOT
+
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cloud assembly exactly as `make synth` writes it (a fresh process running app.py)."""
+    require_layers()
+    outdir = tmp_path_factory.mktemp("assembly")
+    env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    run = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return outdir
+
+
+@pytest.fixture(scope="module")
+def deployed(assembly: Path):
+    import boto3
+    from moto import mock_aws
+
+    from infra.local_deploy import deploy_to_moto
+
+    keys = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        with mock_aws(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            session = boto3.Session(region_name=REGION)
+            outputs = deploy_to_moto(session, assembly, "pshub")
+            skipped = sorted({str(w.message) for w in caught if "not supported by moto" in str(w.message)})
+            yield session, outputs, skipped
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_synth_writes_the_template_and_assets(assembly: Path) -> None:
+    assets = json.loads((assembly / "pshub.assets.json").read_text())
+    displayed = {asset["displayName"] for asset in assets["files"].values()}
+    assert {"Layers/Deps/Code", "Layers/Hub/Code", "CrmWebhook/Function/Code"} <= displayed
+    report = json.loads((assembly / "validation-report.json").read_text())
+    assert [p for p in report["pluginReports"] if p["conclusion"] != "success"] == []
+
+
+def test_stack_reaches_create_complete_with_no_resource_type_skipped(deployed) -> None:
+    session, _, skipped = deployed
+    cloudformation = session.client("cloudformation")
+    (stack,) = cloudformation.describe_stacks(StackName="pshub")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    # A new resource type moto cannot create shows here: fill the gap in infra/local_deploy.py.
+    assert skipped == []
+    resources = cloudformation.describe_stack_resources(StackName="pshub")["StackResources"]
+    assert all(r.get("LogicalResourceId") and r.get("ResourceType") for r in resources)
+    # moto reports no PhysicalResourceId for event buses, archives, deployments, methods and permissions.
+    assert {r["ResourceType"] for r in resources if "PhysicalResourceId" not in r} <= {
+        "AWS::Events::EventBus",
+        "AWS::Events::Archive",
+        "AWS::ApiGateway::Deployment",
+        "AWS::ApiGateway::Method",
+        "AWS::Lambda::Permission",
+    }
+
+
+def test_tables_exist_with_their_keys_and_indexes(deployed) -> None:
+    session, outputs, _ = deployed
+    dynamodb = session.client("dynamodb")
+    ledger = dynamodb.describe_table(TableName=outputs["LedgerTableName"])["Table"]
+    assert {i["IndexName"] for i in ledger["GlobalSecondaryIndexes"]} == {"by_business_key", "by_status"}
+    assert dynamodb.describe_table(TableName=outputs["RoutingTableName"])["Table"]["TableStatus"] == "ACTIVE"
+    idempotency = dynamodb.describe_table(TableName=outputs["IdempotencyTableName"])["Table"]
+    assert idempotency["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+def test_intake_queue_redrives_to_its_dlq(deployed) -> None:
+    session, outputs, _ = deployed
+    sqs = session.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=outputs["IntakeQueueUrl"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["IntakeDlqUrl"], AttributeNames=["QueueArn"])
+    policy = json.loads(attributes["RedrivePolicy"])
+    assert policy["deadLetterTargetArn"] == dlq_arn["Attributes"]["QueueArn"]
+    assert int(policy["maxReceiveCount"]) >= 1
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def test_functions_exist_with_layers_and_resolved_environment(deployed) -> None:
+    session, outputs, _ = deployed
+    lambda_ = session.client("lambda")
+    for key in (
+        "CrmWebhookFunctionName",
+        "TransactionsApiFunctionName",
+        "InitiationStarterFunctionName",
+        "InitiationStepsFunctionName",
+    ):
+        config = lambda_.get_function(FunctionName=outputs[key])["Configuration"]
+        assert config["Handler"] == "handler.handler"
+        assert [layer["Arn"].split(":")[-2] for layer in config["Layers"]] == ["pshub-deps", "pshub-hub"]
+        variables = config["Environment"]["Variables"]
+        assert all(isinstance(v, str) and v and "None" not in v for v in variables.values()), variables
+    steps = lambda_.get_function(FunctionName=outputs["InitiationStepsFunctionName"])["Configuration"]
+    erp = json.loads(steps["Environment"]["Variables"]["ERP_SECRET_ARNS"])
+    secrets = session.client("secretsmanager")
+    assert {system: secrets.describe_secret(SecretId=arn)["Name"] for system, arn in erp.items()} == {
+        "netsuite-us": "pshub/erp/netsuite-us",
+        "netsuite-uk": "pshub/erp/netsuite-uk",
+    }
+    mappings = lambda_.list_event_source_mappings(FunctionName=outputs["InitiationStarterFunctionName"])
+    (mapping,) = mappings["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(":pshub-intake")
+
+
+def test_rest_api_has_the_v1_routes_and_stage(deployed) -> None:
+    session, outputs, _ = deployed
+    apigateway = session.client("apigateway")
+    resources = apigateway.get_resources(restApiId=outputs["RestApiId"])["items"]
+    routes = {(r["path"], m) for r in resources for m in r.get("resourceMethods", {})}
+    assert routes == {("/v1/webhooks/crm/opportunities", "POST"), ("/v1/transactions/{correlationId}", "GET")}
+    stages = [s["stageName"] for s in apigateway.get_stages(restApiId=outputs["RestApiId"])["item"]]
+    assert outputs["ApiUrl"].rstrip("/").rsplit("/", 1)[-1] in stages
+
+
+def test_state_machine_definition_is_substituted(deployed) -> None:
+    session, outputs, _ = deployed
+    sfn = session.client("stepfunctions")
+    definition = sfn.describe_state_machine(stateMachineArn=outputs["ProjectInitiationStateMachineArn"])[
+        "definition"
+    ]
+    assert "${" not in definition
+    steps_arn = session.client("lambda").get_function(FunctionName=outputs["InitiationStepsFunctionName"])
+    assert steps_arn["Configuration"]["FunctionArn"] in definition
+    assert outputs["IntakeDlqUrl"] in definition
+
+
+def test_bus_and_secrets_exist(deployed) -> None:
+    session, outputs, _ = deployed
+    assert session.client("events").describe_event_bus(Name=outputs["EventBusName"])["Name"] == "pshub-events"
+    secrets = session.client("secretsmanager")
+    for key in ("WebhookSecretArn", "CrmSecretArn", "PsaSecretArn"):
+        assert secrets.describe_secret(SecretId=outputs[key])["ARN"] == outputs[key]
+    webhook = secrets.get_secret_value(SecretId=outputs["WebhookSecretArn"])["SecretString"]
+    assert json.loads(webhook) == {"secrets": []}
