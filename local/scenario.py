@@ -48,7 +48,7 @@ class Tally:
 
 
 def seed_deals(sf: SalesforceSandbox, count: int, *, seed: int = 7, missing_entity: int | None = None,
-               outbound: int = 0) -> list[Deal]:
+               outbound: int = 0, billing_types: list[str] | None = None) -> list[Deal]:
     """``count`` closed-won deals across US01 (USD) and UK01 (GBP); the last ``outbound`` go by Outbound
     Message; deal ``missing_entity`` (1-based) has no legal entity."""
     rng = random.Random(seed)
@@ -63,7 +63,8 @@ def seed_deals(sf: SalesforceSandbox, count: int, *, seed: int = 7, missing_enti
     for index in range(1, count + 1):
         entity = "UK01" if index % 3 == 0 else "US01"
         currency = "GBP" if entity == "UK01" else "USD"
-        billing = BILLING_TYPES[index % len(BILLING_TYPES)]
+        kinds = billing_types or BILLING_TYPES
+        billing = kinds[index % len(kinds)]
         items = rng.sample(SERVICES, k=rng.randint(1, 3))
         line_items = [{"ProductCode": code, "Name": name, "Quantity": 1.0, "UnitPrice": float(price),
                        "ServiceDate": (start + dt.timedelta(days=30 * (n + 1))).isoformat()}

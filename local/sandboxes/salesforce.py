@@ -664,6 +664,13 @@ class SalesforceSandbox(Sandbox):
         with self._lock:
             return self._insert(kind, values)
 
+    def edit(self, sobject: str, record_id: str, **fields: Any) -> None:
+        """A user's edit in the Salesforce UI (no API call, no budget used): system fields move on as usual."""
+        kind = self.schema[sobject]
+        with self._lock:
+            record = self._records[sobject][to_18(record_id)]
+            self._apply(kind, record, fields)
+
     def record(self, sobject: str, record_id: str) -> dict[str, Any] | None:
         """A copy of one record's fields, or None."""
         with self._lock:

@@ -1,0 +1,89 @@
+"""What ops do at month end, as code: list parked transactions, read one, redrive them.
+
+Works against AWS (default credentials) or the local stack (``--endpoint-url``). In the AWS console the same
+redrive is SQS's "Start DLQ redrive" on the intake dead-letter queue; this is the scripted equivalent (and
+the only one in moto, which does not implement StartMessageMoveTask).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+
+def redrive(sqs: Any, dlq_url: str, queue_url: str, *, correlation_id: str | None = None,
+            limit: int = 1000) -> list[str]:
+    """Move messages from the dead-letter queue back to their source queue; the correlation ids moved.
+
+    With ``correlation_id``, only that transaction's messages move; the others stay where they are.
+    """
+    moved: list[str] = []
+    skipped: list[dict[str, Any]] = []
+    while len(moved) < limit:
+        got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                  MessageAttributeNames=["All"])
+        messages = got.get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            body = json.loads(message["Body"])
+            cid = body.get("correlationId", "?")
+            if correlation_id and cid != correlation_id:
+                skipped.append(message)
+                continue
+            attributes = {k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
+                          for k, v in (message.get("MessageAttributes") or {}).items() if "StringValue" in v}
+            sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved.append(cid)
+    for message in skipped:  # make the others visible again at once
+        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"],
+                                      VisibilityTimeout=0)
+    return moved
+
+
+cli = typer.Typer(add_completion=False, help="Ops commands for the hub (AWS or the local stack).")
+
+
+def _session(endpoint_url: str | None, region: str) -> tuple[Any, Any]:
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    return session, (lambda service: session.client(service, endpoint_url=endpoint_url))
+
+
+def _outputs(client: Any, stack: str) -> dict[str, str]:
+    described = client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+@cli.command("parked")
+def parked_command(stack: str = "pshub", endpoint_url: str | None = None, region: str = "us-east-1") -> None:
+    """List parked transactions with their reasons."""
+    import sys
+
+    sys.path.insert(0, "layers")
+    from hub.ledger import Ledger, Status
+
+    session, client = _session(endpoint_url, region)
+    table_name = _outputs(client, stack)["LedgerTableName"]
+    ledger = Ledger(table_name, session.resource("dynamodb", endpoint_url=endpoint_url).Table(table_name))
+    for tx in ledger.by_status(Status.PARKED):
+        typer.echo(f"{tx['correlation_id']}  {tx['subject']}  attempt {tx.get('attempt', 1)}  {tx.get('reason')}")
+
+
+@cli.command("redrive")
+def redrive_command(correlation_id: str | None = None, stack: str = "pshub", endpoint_url: str | None = None,
+                    region: str = "us-east-1") -> None:
+    """Redrive parked transactions (all, or one) from the intake dead-letter queue."""
+    _, client = _session(endpoint_url, region)
+    outputs = _outputs(client, stack)
+    moved = redrive(client("sqs"), outputs["IntakeDlqUrl"], outputs["IntakeQueueUrl"],
+                    correlation_id=correlation_id)
+    typer.echo(f"redriven: {len(moved)} {moved}")
+
+
+if __name__ == "__main__":
+    cli()
