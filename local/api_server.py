@@ -33,8 +33,15 @@ class _Compiled:
 class ApiServer:
     """``ApiServer(routes, function_names, lambda_client).start()``; ``.url`` is the base (no stage prefix)."""
 
-    def __init__(self, routes: list[Route], function_names: dict[str, str], lambda_client: Any,
-                 host: str = "127.0.0.1", port: int = 0, stage: str = "live") -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        function_names: dict[str, str],
+        lambda_client: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stage: str = "live",
+    ) -> None:
         self.stage = stage
         self._routes = [_Compiled(r, function_names[r.function_logical_id]) for r in routes]
         self._lambda = lambda_client
@@ -74,7 +81,7 @@ class ApiServer:
         split = urlsplit(request.path)
         path = split.path
         if path.startswith(f"/{self.stage}/"):  # accept the stage-prefixed URL a deployed API has too
-            path = path[len(self.stage) + 1:]
+            path = path[len(self.stage) + 1 :]
         length = int(request.headers.get("Content-Length") or 0)
         if length > MAX_PAYLOAD:
             self._reply(request, 413, {"message": "Request Too Long"})
@@ -88,11 +95,16 @@ class ApiServer:
                 break
         if match is None:
             known = any(c.regex.match(path) for c in self._routes)
-            self._reply(request, 405 if known else 404,
-                        {"message": "Method Not Allowed" if known else "Missing Authentication Token"})
+            self._reply(
+                request,
+                405 if known else 404,
+                {"message": "Method Not Allowed" if known else "Missing Authentication Token"},
+            )
             return
         compiled, params = match
-        if compiled.route.authorization == "AWS_IAM" and not request.headers.get("Authorization", "").startswith(
+        if compiled.route.authorization == "AWS_IAM" and not request.headers.get(
+            "Authorization", ""
+        ).startswith(
             "AWS4-HMAC-SHA256"
         ):  # the local stack checks that the caller signed (SigV4), not the signature itself
             self._reply(request, 403, {"message": "Missing Authentication Token"})
@@ -112,8 +124,15 @@ class ApiServer:
         headers["X-Local-Latency-Ms"] = f"{(time.perf_counter() - started) * 1000:.1f}"
         self._send(request, int(payload["statusCode"]), data, headers)
 
-    def _event(self, request: BaseHTTPRequestHandler, route: Route, path: str, query: str,
-               params: dict[str, str], body: bytes) -> dict[str, Any]:
+    def _event(
+        self,
+        request: BaseHTTPRequestHandler,
+        route: Route,
+        path: str,
+        query: str,
+        params: dict[str, str],
+        body: bytes,
+    ) -> dict[str, Any]:
         headers = {k: v for k, v in request.headers.items()}
         multi: dict[str, list[str]] = {}
         for key, value in request.headers.items():
@@ -135,10 +154,15 @@ class ApiServer:
             "pathParameters": params or None,
             "stageVariables": None,
             "requestContext": {
-                "resourcePath": route.path, "httpMethod": request.command, "path": f"/{self.stage}{path}",
-                "stage": self.stage, "requestId": request_id, "requestTimeEpoch": int(time.time() * 1000),
+                "resourcePath": route.path,
+                "httpMethod": request.command,
+                "path": f"/{self.stage}{path}",
+                "stage": self.stage,
+                "requestId": request_id,
+                "requestTimeEpoch": int(time.time() * 1000),
                 "identity": {"sourceIp": request.client_address[0]},
-                "accountId": "123456789012", "apiId": "local",
+                "accountId": "123456789012",
+                "apiId": "local",
             },
             "body": text if body else None,
             "isBase64Encoded": is_b64,

@@ -16,11 +16,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.flows.initiation.intake import business_key, correlation_id_for
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hub.flows.initiation.intake import business_key, correlation_id_for
 from local.sandboxes.base import Faults
 from local.scenario import Announcer, Deal, seed_deals
 from local.stack import ORG_ID, LocalStack, Sandboxes
@@ -47,8 +47,9 @@ class Outcome:
         return sum(1 for t in self.transactions.values() if t["status"] == "PARKED")
 
 
-def run_scenario(stack: LocalStack, *, deals: int = DEALS, progress: Progress | None = None,
-                 timeout: float = 240) -> Outcome:
+def run_scenario(
+    stack: LocalStack, *, deals: int = DEALS, progress: Progress | None = None, timeout: float = 240
+) -> Outcome:
     sf = stack.sandboxes.salesforce
     batch = seed_deals(sf, deals, missing_entity=MISSING_ENTITY, outbound=OUTBOUND)
     announcer = Announcer(stack.webhook_url, stack.sign, sf)
@@ -78,8 +79,9 @@ def run_scenario(stack: LocalStack, *, deals: int = DEALS, progress: Progress | 
         if progress:
             progress.update(wait, completed=done)
 
-    transactions = stack.wait_for([d.correlation_id for d in batch if d.correlation_id], timeout=timeout,
-                                  tick=tick)
+    transactions = stack.wait_for(
+        [d.correlation_id for d in batch if d.correlation_id], timeout=timeout, tick=tick
+    )
     outcome = Outcome(batch, transactions, announcer.tally.answers, time.perf_counter() - started)
     outcome.problems = check(stack, outcome)
     return outcome
@@ -106,8 +108,18 @@ def check(stack: LocalStack, outcome: Outcome) -> list[str]:
 
 def report(console: Console, stack: LocalStack, outcome: Outcome) -> None:
     table = Table(title=f"{len(outcome.deals)} closed-won deals through the hub", show_lines=False)
-    for column in ("#", "deal", "entity", "via", "status", "PSA project", "ERP job", "steps", "retries",
-                   "deliveries"):
+    for column in (
+        "#",
+        "deal",
+        "entity",
+        "via",
+        "status",
+        "PSA project",
+        "ERP job",
+        "steps",
+        "retries",
+        "deliveries",
+    ):
         table.add_column(column, no_wrap=True)
     table.add_column("reason", overflow="fold", min_width=40)
     for deal in outcome.deals:
@@ -118,11 +130,19 @@ def report(console: Console, stack: LocalStack, outcome: Outcome) -> None:
         refs = tx.get("refs", {})
         status = tx.get("status", "UNACCOUNTED")
         colour = {"COMPLETED": "green", "PARKED": "yellow"}.get(status, "red")
-        table.add_row(str(deal.index), deal.name[:28], deal.legal_entity or "-",
-                      "OM" if deal.channel == "outbound-message" else "webhook",
-                      f"[{colour}]{status}[/]", refs.get("psaProjectId", "-"),
-                      f"{refs.get('erpSystem', '-')}:{refs.get('erpProjectId', '-')}", str(ok_steps), str(retries),
-                      str(len(tx.get("deliveries", []))), (tx.get("reason") or "")[:160])
+        table.add_row(
+            str(deal.index),
+            deal.name[:28],
+            deal.legal_entity or "-",
+            "OM" if deal.channel == "outbound-message" else "webhook",
+            f"[{colour}]{status}[/]",
+            refs.get("psaProjectId", "-"),
+            f"{refs.get('erpSystem', '-')}:{refs.get('erpProjectId', '-')}",
+            str(ok_steps),
+            str(retries),
+            str(len(tx.get("deliveries", []))),
+            (tx.get("reason") or "")[:160],
+        )
     console.print(table)
     answers = outcome.answers
     rejected = sum(n for k, n in answers.items() if k.startswith("rejected"))
@@ -130,28 +150,44 @@ def report(console: Console, stack: LocalStack, outcome: Outcome) -> None:
         f"deliveries sent: {sum(answers.values())}  accepted: {answers['accepted']}  rejected: {rejected} "
         f"({', '.join(k for k in answers if k.startswith('rejected')) or 'none'})"
     )
-    console.print(f"deals: {len(outcome.deals)} = completed {outcome.completed} + parked {outcome.parked}"
-                  f" + unaccounted {len(outcome.deals) - outcome.completed - outcome.parked}")
+    console.print(
+        f"deals: {len(outcome.deals)} = completed {outcome.completed} + parked {outcome.parked}"
+        f" + unaccounted {len(outcome.deals) - outcome.completed - outcome.parked}"
+    )
     ns_calls = {s: ns.call_count() for s, ns in stack.sandboxes.netsuite.items()}
     throttled = {s: ns.call_count(status=429) for s, ns in stack.sandboxes.netsuite.items()}
-    console.print(f"ERP calls: {ns_calls}; answered 429 (retried): {throttled}; "
-                  f"peak in-flight: { {s: ns.peak_in_flight for s, ns in stack.sandboxes.netsuite.items()} }")
-    console.print(f"PSA projects: {len(stack.sandboxes.kantata.workspaces())}; "
-                  f"ERP customers: { {s: len(ns.records('customer')) for s, ns in stack.sandboxes.netsuite.items()} }"
-                  f"; ERP jobs: { {s: len(ns.records('job')) for s, ns in stack.sandboxes.netsuite.items()} }")
-    console.print(f"elapsed: {outcome.elapsed:.1f}s, {outcome.completed / outcome.elapsed:.2f} deals/s completed")
+    console.print(
+        f"ERP calls: {ns_calls}; answered 429 (retried): {throttled}; "
+        f"peak in-flight: { {s: ns.peak_in_flight for s, ns in stack.sandboxes.netsuite.items()} }"
+    )
+    console.print(
+        f"PSA projects: {len(stack.sandboxes.kantata.workspaces())}; "
+        f"ERP customers: { {s: len(ns.records('customer')) for s, ns in stack.sandboxes.netsuite.items()} }"
+        f"; ERP jobs: { {s: len(ns.records('job')) for s, ns in stack.sandboxes.netsuite.items()} }"
+    )
+    console.print(
+        f"elapsed: {outcome.elapsed:.1f}s, {outcome.completed / outcome.elapsed:.2f} deals/s completed"
+    )
     for problem in outcome.problems:
         console.print(f"[red]PROBLEM[/] {problem}")
 
 
 def main() -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         setup = progress.add_task("local stack", total=None)
         sandboxes = Sandboxes.create(erp_faults=Faults(throttle_rate=0.15, seed=11))
-        stack = LocalStack(sandboxes=sandboxes,
-                           progress=lambda message: progress.update(setup, description=f"local stack: {message}"))
+        stack = LocalStack(
+            sandboxes=sandboxes,
+            progress=lambda message: progress.update(setup, description=f"local stack: {message}"),
+        )
         try:
             stack.start()
             progress.update(setup, total=1, completed=1)

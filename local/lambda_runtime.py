@@ -94,8 +94,10 @@ def clear() -> None:
 def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
     handler = registered(fn.function_name)
     if handler is None:
-        payload = {"errorType": "HandlerNotRegistered",
-                   "errorMessage": f"no in-process handler registered for {fn.function_name}"}
+        payload = {
+            "errorType": "HandlerNotRegistered",
+            "errorMessage": f"no in-process handler registered for {fn.function_name}",
+        }
         return json.dumps(payload), True, ""
     if isinstance(event, str | bytes):
         event = json.loads(event or "{}")
@@ -113,12 +115,21 @@ def _run(fn: Any, event: Any) -> tuple[str, bool, str]:
     logs = io.StringIO()
     record = {"function": fn.function_name, "request_id": context.aws_request_id}
     try:
-        with contextlib.redirect_stdout(logs) if os.environ.get("PSHUB_CAPTURE_LOGS") else contextlib.nullcontext():
+        with (
+            contextlib.redirect_stdout(logs)
+            if os.environ.get("PSHUB_CAPTURE_LOGS")
+            else contextlib.nullcontext()
+        ):
             result = handler(event, context)
         payload, errored = json.dumps(result, default=str), False
     except Exception as exc:  # the Lambda runtime's own error shape
-        payload = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc),
-                              "stackTrace": traceback.format_tb(exc.__traceback__)[-5:]})
+        payload = json.dumps(
+            {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
+            }
+        )
         errored = True
         record["error"] = type(exc).__name__
     record["ms"] = round((time.perf_counter() - started) * 1000, 2)

@@ -13,8 +13,9 @@ from typing import Any
 import typer
 
 
-def redrive(sqs: Any, dlq_url: str, queue_url: str, *, correlation_id: str | None = None,
-            limit: int = 1000) -> list[str]:
+def redrive(
+    sqs: Any, dlq_url: str, queue_url: str, *, correlation_id: str | None = None, limit: int = 1000
+) -> list[str]:
     """Move messages from the dead-letter queue back to their source queue; the correlation ids moved.
 
     With ``correlation_id``, only that transaction's messages move; the others stay where they are.
@@ -22,8 +23,9 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str, *, correlation_id: str | Non
     moved: list[str] = []
     skipped: list[dict[str, Any]] = []
     while len(moved) < limit:
-        got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                  MessageAttributeNames=["All"])
+        got = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageAttributeNames=["All"]
+        )
         messages = got.get("Messages", [])
         if not messages:
             break
@@ -33,14 +35,18 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str, *, correlation_id: str | Non
             if correlation_id and cid != correlation_id:
                 skipped.append(message)
                 continue
-            attributes = {k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
-                          for k, v in (message.get("MessageAttributes") or {}).items() if "StringValue" in v}
+            attributes = {
+                k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
+                for k, v in (message.get("MessageAttributes") or {}).items()
+                if "StringValue" in v
+            }
             sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
             moved.append(cid)
     for message in skipped:  # make the others visible again at once
-        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"],
-                                      VisibilityTimeout=0)
+        sqs.change_message_visibility(
+            QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
     return moved
 
 
@@ -71,17 +77,24 @@ def parked_command(stack: str = "pshub", endpoint_url: str | None = None, region
     table_name = _outputs(client, stack)["LedgerTableName"]
     ledger = Ledger(table_name, session.resource("dynamodb", endpoint_url=endpoint_url).Table(table_name))
     for tx in ledger.by_status(Status.PARKED):
-        typer.echo(f"{tx['correlation_id']}  {tx['subject']}  attempt {tx.get('attempt', 1)}  {tx.get('reason')}")
+        typer.echo(
+            f"{tx['correlation_id']}  {tx['subject']}  attempt {tx.get('attempt', 1)}  {tx.get('reason')}"
+        )
 
 
 @cli.command("redrive")
-def redrive_command(correlation_id: str | None = None, stack: str = "pshub", endpoint_url: str | None = None,
-                    region: str = "us-east-1") -> None:
+def redrive_command(
+    correlation_id: str | None = None,
+    stack: str = "pshub",
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+) -> None:
     """Redrive parked transactions (all, or one) from the intake dead-letter queue."""
     _, client = _session(endpoint_url, region)
     outputs = _outputs(client, stack)
-    moved = redrive(client("sqs"), outputs["IntakeDlqUrl"], outputs["IntakeQueueUrl"],
-                    correlation_id=correlation_id)
+    moved = redrive(
+        client("sqs"), outputs["IntakeDlqUrl"], outputs["IntakeQueueUrl"], correlation_id=correlation_id
+    )
     typer.echo(f"redriven: {len(moved)} {moved}")
 
 

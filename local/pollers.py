@@ -41,8 +41,9 @@ class QueuePoller:
 
     def start(self) -> QueuePoller:
         for index in range(max(1, self.mapping.max_concurrency)):
-            thread = threading.Thread(target=self._run, name=f"esm-{self.mapping.function_name}-{index}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._run, name=f"esm-{self.mapping.function_name}-{index}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -75,7 +76,9 @@ class QueuePoller:
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(m) for m in messages]}
-        answer = self._lambda.invoke(FunctionName=self.mapping.function_name, Payload=json.dumps(event).encode())
+        answer = self._lambda.invoke(
+            FunctionName=self.mapping.function_name, Payload=json.dumps(event).encode()
+        )
         self.invocations += 1
         payload = json.loads(answer["Payload"].read() or b"null")
         if answer.get("FunctionError"):
@@ -89,8 +92,10 @@ class QueuePoller:
         for start in range(0, len(done), 10):
             self._sqs.delete_message_batch(
                 QueueUrl=self.mapping.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in
-                         enumerate(done[start:start + 10])],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
             )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +106,12 @@ class QueuePoller:
             "body": message["Body"],
             "attributes": attributes,
             "messageAttributes": {
-                k: {"stringValue": v.get("StringValue"), "dataType": v.get("DataType"),
-                    "stringListValues": [], "binaryListValues": []}
+                k: {
+                    "stringValue": v.get("StringValue"),
+                    "dataType": v.get("DataType"),
+                    "stringListValues": [],
+                    "binaryListValues": [],
+                }
                 for k, v in (message.get("MessageAttributes") or {}).items()
             },
             "md5OfBody": message.get("MD5OfBody"),
@@ -119,7 +128,10 @@ def wait_until_drained(sqs: Any, queue_url: str, timeout: float = 60.0) -> bool:
             QueueUrl=queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        if int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0:
+        if (
+            int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            == 0
+        ):
             return True
         time.sleep(0.1)
     return False

@@ -20,8 +20,12 @@ import httpx
 from local.sandboxes.salesforce import SalesforceSandbox, outbound_message
 
 BILLING_TYPES = ["Fixed Fee - Milestones", "Time and Materials", "Retainer", "Subscription"]
-SERVICES = [("DISCOVERY", "Discovery and design", 40000), ("BUILD", "Build and deploy", 60000),
-            ("TRAIN", "Training", 12000), ("RUN", "Managed service", 8000)]
+SERVICES = [
+    ("DISCOVERY", "Discovery and design", 40000),
+    ("BUILD", "Build and deploy", 60000),
+    ("TRAIN", "Training", 12000),
+    ("RUN", "Managed service", 8000),
+]
 
 
 @dataclass
@@ -47,16 +51,27 @@ class Tally:
             self.answers[outcome] += 1
 
 
-def seed_deals(sf: SalesforceSandbox, count: int, *, seed: int = 7, missing_entity: int | None = None,
-               outbound: int = 0, billing_types: list[str] | None = None) -> list[Deal]:
+def seed_deals(
+    sf: SalesforceSandbox,
+    count: int,
+    *,
+    seed: int = 7,
+    missing_entity: int | None = None,
+    outbound: int = 0,
+    billing_types: list[str] | None = None,
+) -> list[Deal]:
     """``count`` closed-won deals across US01 (USD) and UK01 (GBP); the last ``outbound`` go by Outbound
     Message; deal ``missing_entity`` (1-based) has no legal entity."""
     rng = random.Random(seed)
     accounts = {
-        "US01": [sf.seed_account(Name=f"US Customer {i}", BillingCountry="US", CurrencyIsoCode="USD")
-                 for i in range(1, 5)],
-        "UK01": [sf.seed_account(Name=f"UK Customer {i}", BillingCountry="GB", CurrencyIsoCode="GBP")
-                 for i in range(1, 5)],
+        "US01": [
+            sf.seed_account(Name=f"US Customer {i}", BillingCountry="US", CurrencyIsoCode="USD")
+            for i in range(1, 5)
+        ],
+        "UK01": [
+            sf.seed_account(Name=f"UK Customer {i}", BillingCountry="GB", CurrencyIsoCode="GBP")
+            for i in range(1, 5)
+        ],
     }
     deals = []
     start = dt.date(2027, 1, 4)
@@ -66,9 +81,16 @@ def seed_deals(sf: SalesforceSandbox, count: int, *, seed: int = 7, missing_enti
         kinds = billing_types or BILLING_TYPES
         billing = kinds[index % len(kinds)]
         items = rng.sample(SERVICES, k=rng.randint(1, 3))
-        line_items = [{"ProductCode": code, "Name": name, "Quantity": 1.0, "UnitPrice": float(price),
-                       "ServiceDate": (start + dt.timedelta(days=30 * (n + 1))).isoformat()}
-                      for n, (code, name, price) in enumerate(items)]
+        line_items = [
+            {
+                "ProductCode": code,
+                "Name": name,
+                "Quantity": 1.0,
+                "UnitPrice": float(price),
+                "ServiceDate": (start + dt.timedelta(days=30 * (n + 1))).isoformat(),
+            }
+            for n, (code, name, price) in enumerate(items)
+        ]
         fields: dict[str, Any] = {
             "Name": f"Deal {index:02d} - {items[0][1]}",
             "StageName": "Closed Won",
@@ -96,8 +118,9 @@ def webhook_record(sf: SalesforceSandbox, opportunity_id: str) -> dict[str, Any]
 
 
 def change_body(record: dict[str, Any], changed: list[str]) -> bytes:
-    return json.dumps({"type": "opportunity.changed", "data": {"changedFields": changed, "record": record}},
-                      default=str).encode()
+    return json.dumps(
+        {"type": "opportunity.changed", "data": {"changedFields": changed, "record": record}}, default=str
+    ).encode()
 
 
 class Announcer:
@@ -131,8 +154,20 @@ class Announcer:
             thread.join()
 
     def outbound(self, deals: list[Deal], org_id: str) -> httpx.Response:
-        fields = ("Id", "Name", "StageName", "Amount", "CurrencyIsoCode", "CloseDate", "AccountId",
-                  "Legal_Entity__c", "Billing_Type__c", "Start_Date__c", "End_Date__c", "SystemModstamp")
+        fields = (
+            "Id",
+            "Name",
+            "StageName",
+            "Amount",
+            "CurrencyIsoCode",
+            "CloseDate",
+            "AccountId",
+            "Legal_Entity__c",
+            "Billing_Type__c",
+            "Start_Date__c",
+            "End_Date__c",
+            "SystemModstamp",
+        )
         records = [{f: (self.sf.opportunity(d.opportunity_id) or {}).get(f) for f in fields} for d in deals]
         body = outbound_message(org_id, records)
         answer = self._post(body, {"content-type": "text/xml; charset=utf-8", "SOAPAction": '""'})

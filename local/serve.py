@@ -17,11 +17,11 @@ def curl_command(stack: LocalStack, body_file: str) -> str:
     key = base64.b64decode(stack.webhook_secret.removeprefix("whsec_")).hex()
     return (
         f"B={body_file}; TS=$(date +%s); ID=msg_$(date +%s%N); "
-        f"SIG=$( (printf '%s.%s.' \"$ID\" \"$TS\"; cat \"$B\") | openssl dgst -sha256 -mac HMAC "
+        f'SIG=$( (printf \'%s.%s.\' "$ID" "$TS"; cat "$B") | openssl dgst -sha256 -mac HMAC '
         f"-macopt hexkey:{key} -binary | base64 | tr -d '\\n'); "
         f"curl -sS -X POST {stack.webhook_url} -H 'content-type: application/json' "
-        f"-H \"webhook-id: $ID\" -H \"webhook-timestamp: $TS\" -H \"webhook-signature: v1,$SIG\" "
-        f"--data-binary @\"$B\"; echo"
+        f'-H "webhook-id: $ID" -H "webhook-timestamp: $TS" -H "webhook-signature: v1,$SIG" '
+        f'--data-binary @"$B"; echo'
     )
 
 
@@ -45,10 +45,16 @@ def main() -> int:
         console.print("\nSend a signed webhook for a seeded closed-won deal:")
         console.print(curl_command(stack, str(body_file)), soft_wrap=True, highlight=False)
         console.print("\nLook inside with the AWS CLI or boto3, for example:")
-        console.print(f"  aws --endpoint-url {stack.endpoint} --region us-east-1 stepfunctions list-executions "
-                      f"--state-machine-arn {stack.outputs['ProjectInitiationStateMachineArn']}", highlight=False)
-        console.print(f"  aws --endpoint-url {stack.endpoint} --region us-east-1 dynamodb scan --table-name "
-                      f"{stack.outputs['LedgerTableName']}", highlight=False)
+        console.print(
+            f"  aws --endpoint-url {stack.endpoint} --region us-east-1 stepfunctions list-executions "
+            f"--state-machine-arn {stack.outputs['ProjectInitiationStateMachineArn']}",
+            highlight=False,
+        )
+        console.print(
+            f"  aws --endpoint-url {stack.endpoint} --region us-east-1 dynamodb scan --table-name "
+            f"{stack.outputs['LedgerTableName']}",
+            highlight=False,
+        )
         console.print("\nCtrl-C stops it.")
         stopped = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stopped.set())

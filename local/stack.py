@@ -45,10 +45,26 @@ ORG_ID = "00D000000000001AAA"  # cdk.json crmOrgId
 
 # The firm's legal entities and where they book (the routing table's seed).
 ENTITIES = [
-    {"code": "US01", "name": "Hub Consulting Inc.", "country": "US", "functional_currency": "USD",
-     "timezone": "America/New_York", "erp_system": "netsuite-us", "subsidiary_id": "1", "wave": "cloud-1"},
-    {"code": "UK01", "name": "Hub Consulting Ltd", "country": "GB", "functional_currency": "GBP",
-     "timezone": "Europe/London", "erp_system": "netsuite-uk", "subsidiary_id": "2", "wave": "cloud-1"},
+    {
+        "code": "US01",
+        "name": "Hub Consulting Inc.",
+        "country": "US",
+        "functional_currency": "USD",
+        "timezone": "America/New_York",
+        "erp_system": "netsuite-us",
+        "subsidiary_id": "1",
+        "wave": "cloud-1",
+    },
+    {
+        "code": "UK01",
+        "name": "Hub Consulting Ltd",
+        "country": "GB",
+        "functional_currency": "GBP",
+        "timezone": "Europe/London",
+        "erp_system": "netsuite-uk",
+        "subsidiary_id": "2",
+        "wave": "cloud-1",
+    },
 ]
 
 
@@ -60,10 +76,15 @@ def free_port() -> int:
 
 def synthesize(outdir: Path) -> Path:
     """``python app.py`` into ``outdir`` (a subprocess: jsii's node runtime stays out of this process)."""
-    env = dict(os.environ, CDK_OUTDIR=str(outdir), JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
-               JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1")
-    done = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=False)
+    env = dict(
+        os.environ,
+        CDK_OUTDIR=str(outdir),
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1",
+    )
+    done = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"synth failed:\n{done.stdout}\n{done.stderr}")
     return outdir
@@ -77,16 +98,30 @@ class Sandboxes:
     servers: dict[str, SandboxServer] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, *, seed: int = 7, erp_faults: Faults | None = None, psa_faults: Faults | None = None,
-               erp_concurrency: int = 5) -> Sandboxes:
+    def create(
+        cls,
+        *,
+        seed: int = 7,
+        erp_faults: Faults | None = None,
+        psa_faults: Faults | None = None,
+        erp_concurrency: int = 5,
+    ) -> Sandboxes:
         return cls(
             salesforce=SalesforceSandbox(org_id=ORG_ID, id_seed=seed),
             kantata=KantataSandbox(faults=psa_faults, id_seed=seed),
             netsuite={
-                "netsuite-us": NetSuiteSandbox("TSTDRV-US", subsidiaries={"1": "Hub Consulting Inc."},
-                                               concurrency_limit=erp_concurrency, faults=erp_faults),
-                "netsuite-uk": NetSuiteSandbox("TSTDRV-UK", subsidiaries={"2": "Hub Consulting Ltd"},
-                                               concurrency_limit=erp_concurrency, faults=erp_faults),
+                "netsuite-us": NetSuiteSandbox(
+                    "TSTDRV-US",
+                    subsidiaries={"1": "Hub Consulting Inc."},
+                    concurrency_limit=erp_concurrency,
+                    faults=erp_faults,
+                ),
+                "netsuite-uk": NetSuiteSandbox(
+                    "TSTDRV-UK",
+                    subsidiaries={"2": "Hub Consulting Ltd"},
+                    concurrency_limit=erp_concurrency,
+                    faults=erp_faults,
+                ),
             },
         )
 
@@ -109,8 +144,14 @@ class Sandboxes:
 class LocalStack:
     """``with LocalStack().start() as stack:`` the hub, deployed into moto, served on loopback."""
 
-    def __init__(self, *, sandboxes: Sandboxes | None = None, workdir: Path = BUILD, quiet: bool = True,
-                 progress: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        sandboxes: Sandboxes | None = None,
+        workdir: Path = BUILD,
+        quiet: bool = True,
+        progress: Any = None,
+    ) -> None:
         self.sandboxes = sandboxes or Sandboxes.create()
         self.workdir = workdir
         self.quiet = quiet
@@ -134,13 +175,20 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
         self._moto.start()
         self.endpoint = f"http://127.0.0.1:{port}"
-        self._set_env({
-            "MOTO_PORT": str(port), "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_SESSION_TOKEN": "local", "POWERTOOLS_TRACE_DISABLED": "1",
-            "POWERTOOLS_METRICS_DISABLED": "1" if self.quiet else "0",
-            "LOG_LEVEL": "WARNING" if self.quiet else "INFO",
-        })
+        self._set_env(
+            {
+                "MOTO_PORT": str(port),
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_SESSION_TOKEN": "local",
+                "POWERTOOLS_TRACE_DISABLED": "1",
+                "POWERTOOLS_METRICS_DISABLED": "1" if self.quiet else "0",
+                "LOG_LEVEL": "WARNING" if self.quiet else "INFO",
+            }
+        )
         self._post_json("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         lambda_runtime.install()
         lambda_runtime.ENV_OVERRIDES.update({"LOG_LEVEL": "WARNING"} if self.quiet else {})
@@ -159,16 +207,19 @@ class LocalStack:
 
         self.session = boto3.session.Session(region_name=REGION)
         self.outputs = deploy_to_moto(self.session, assembly, STACK_NAME, endpoint_url=self.endpoint)
-        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
-                    self._stack_resources()}
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in self._stack_resources()}
         self.template = Template.load(assembly / f"{STACK_NAME}.template.json", physical)
         self._progress("wiring the handlers, queues and API routes")
         self._register_handlers()
         self._put_secrets()
         self._seed_routing()
         self._start_pollers()
-        self.api = ApiServer(self.template.api_routes(), self._function_names(), self.client("lambda"),
-                             stage=self.template.api_stage()).start()
+        self.api = ApiServer(
+            self.template.api_routes(),
+            self._function_names(),
+            self.client("lambda"),
+            stage=self.template.api_stage(),
+        ).start()
         self._progress("ready")
         return self
 
@@ -237,34 +288,71 @@ class LocalStack:
     def _put_secrets(self) -> None:
         sm = self.client("secretsmanager")
         sf = self.sandboxes.salesforce
-        sm.put_secret_value(SecretId=self.outputs["WebhookSecretArn"],
-                            SecretString=json.dumps({"secrets": [self.webhook_secret]}))
-        sm.put_secret_value(SecretId=self.outputs["CrmSecretArn"], SecretString=json.dumps({
-            "token_url": f"{self.sandboxes.url('salesforce')}/services/oauth2/token",
-            "client_id": sf.client_id, "client_secret": sf.client_secret}))
-        sm.put_secret_value(SecretId=self.outputs["PsaSecretArn"], SecretString=json.dumps({
-            "base_url": f"{self.sandboxes.url('kantata')}/api/v1",
-            "token": self.sandboxes.kantata.initial_tokens[0]}))
+        sm.put_secret_value(
+            SecretId=self.outputs["WebhookSecretArn"],
+            SecretString=json.dumps({"secrets": [self.webhook_secret]}),
+        )
+        sm.put_secret_value(
+            SecretId=self.outputs["CrmSecretArn"],
+            SecretString=json.dumps(
+                {
+                    "token_url": f"{self.sandboxes.url('salesforce')}/services/oauth2/token",
+                    "client_id": sf.client_id,
+                    "client_secret": sf.client_secret,
+                }
+            ),
+        )
+        sm.put_secret_value(
+            SecretId=self.outputs["PsaSecretArn"],
+            SecretString=json.dumps(
+                {
+                    "base_url": f"{self.sandboxes.url('kantata')}/api/v1",
+                    "token": self.sandboxes.kantata.initial_tokens[0],
+                }
+            ),
+        )
         erp_arns = json.loads(self.outputs["ErpSecretArns"])
         for system, sandbox in self.sandboxes.netsuite.items():
             base = self.sandboxes.url(system)
-            sm.put_secret_value(SecretId=erp_arns[system], SecretString=json.dumps({
-                "base_url": base, "token_url": f"{base}/services/rest/auth/oauth2/v1/token",
-                "account_id": sandbox.account_id, "client_id": sandbox.client_id,
-                "client_secret": sandbox.client_secret}))
+            sm.put_secret_value(
+                SecretId=erp_arns[system],
+                SecretString=json.dumps(
+                    {
+                        "base_url": base,
+                        "token_url": f"{base}/services/rest/auth/oauth2/v1/token",
+                        "account_id": sandbox.account_id,
+                        "client_id": sandbox.client_id,
+                        "client_secret": sandbox.client_secret,
+                        "currency_ids": {
+                            code: internal_id for internal_id, code in sandbox.currencies.items()
+                        },
+                    }
+                ),
+            )
 
     def _seed_routing(self) -> None:
         from hub.model import LegalEntity
         from hub.routing import Route, RoutingTable
 
         table = self.session.resource("dynamodb", endpoint_url=self.endpoint).Table(
-            self.outputs["RoutingTableName"])
+            self.outputs["RoutingTableName"]
+        )
         routing = RoutingTable(self.outputs["RoutingTableName"], table)
         for e in ENTITIES:
-            routing.put_route(Route(
-                legal_entity=LegalEntity(code=e["code"], name=e["name"], country=e["country"],
-                                         functional_currency=e["functional_currency"], timezone=e["timezone"]),
-                erp_system=e["erp_system"], subsidiary_id=e["subsidiary_id"], migration_wave=e["wave"]))
+            routing.put_route(
+                Route(
+                    legal_entity=LegalEntity(
+                        code=e["code"],
+                        name=e["name"],
+                        country=e["country"],
+                        functional_currency=e["functional_currency"],
+                        timezone=e["timezone"],
+                    ),
+                    erp_system=e["erp_system"],
+                    subsidiary_id=e["subsidiary_id"],
+                    migration_wave=e["wave"],
+                )
+            )
 
     def _start_pollers(self) -> None:
         """Replace moto's synchronous SQS->Lambda trigger with pollers built from the template's mappings."""
@@ -282,20 +370,31 @@ class LocalStack:
             queue_url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
             function_ref = props["FunctionName"]
             function_lid = function_ref["Ref"] if isinstance(function_ref, dict) else function_ref
-            self.pollers.append(QueuePoller(Mapping(
-                function_name=functions.get(function_lid, function_lid),
-                queue_url=queue_url, queue_arn=queue_arn,
-                batch_size=int(props.get("BatchSize", 10)),
-                max_concurrency=min(4, int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))),
-                report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-            ), sqs, self.client("lambda")).start())
+            self.pollers.append(
+                QueuePoller(
+                    Mapping(
+                        function_name=functions.get(function_lid, function_lid),
+                        queue_url=queue_url,
+                        queue_arn=queue_arn,
+                        batch_size=int(props.get("BatchSize", 10)),
+                        max_concurrency=min(
+                            4, int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))
+                        ),
+                        report_failures="ReportBatchItemFailures"
+                        in (props.get("FunctionResponseTypes") or []),
+                    ),
+                    sqs,
+                    self.client("lambda"),
+                ).start()
+            )
 
     def _attribute(self, lid: str, name: str) -> str:
         physical = self.template.physical[lid]
         kind = self.template.resources[lid]["Type"]
         if kind == "AWS::SQS::Queue" and name == "Arn":
             return self.client("sqs").get_queue_attributes(QueueUrl=physical, AttributeNames=["QueueArn"])[
-                "Attributes"]["QueueArn"]
+                "Attributes"
+            ]["QueueArn"]
         if kind == "AWS::Lambda::Function" and name == "Arn":
             return self.client("lambda").get_function(FunctionName=physical)["Configuration"]["FunctionArn"]
         raise KeyError(f"{lid}.{name}")
@@ -303,25 +402,32 @@ class LocalStack:
     # -- for people and tests ----------------------------------------------------------------------------
     def sign(self, body: bytes, *, msg_id: str | None = None) -> dict[str, str]:
         """Headers of a Standard Webhooks delivery of ``body`` signed with this stack's secret."""
-        from standardwebhooks.webhooks import Webhook
-
         import datetime as dt
         import uuid
+
+        from standardwebhooks.webhooks import Webhook
 
         msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
         now = dt.datetime.now(dt.UTC)
         signature = Webhook(self.webhook_secret).sign(msg_id, now, body.decode())
-        return {"content-type": "application/json", "webhook-id": msg_id,
-                "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
+        return {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature,
+        }
 
     def transaction(self, correlation_id: str) -> dict[str, Any] | None:
         from hub.ledger import Ledger
 
         table = self.session.resource("dynamodb", endpoint_url=self.endpoint).Table(
-            self.outputs["LedgerTableName"])
+            self.outputs["LedgerTableName"]
+        )
         return Ledger(self.outputs["LedgerTableName"], table).get(correlation_id)
 
-    def wait_for(self, correlation_ids: list[str], *, timeout: float = 180, tick: Any = None) -> dict[str, dict]:
+    def wait_for(
+        self, correlation_ids: list[str], *, timeout: float = 180, tick: Any = None
+    ) -> dict[str, dict]:
         """Poll the ledger until every transaction is COMPLETED, PARKED or IGNORED (or the time is up)."""
         final = {"COMPLETED", "PARKED", "IGNORED"}
         done: dict[str, dict] = {}

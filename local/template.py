@@ -37,11 +37,16 @@ class Template:
     def resolve(self, value: Any, attributes: Any) -> Any:
         """Resolve Ref / Fn::GetAtt / Fn::Join / Fn::Sub-free values; ``attributes(lid, name)`` answers GetAtt."""
         if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 if arg.startswith("AWS::"):
-                    return {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
-                            "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "pshub"}[arg]
+                    return {
+                        "AWS::Region": "us-east-1",
+                        "AWS::AccountId": "123456789012",
+                        "AWS::Partition": "aws",
+                        "AWS::URLSuffix": "amazonaws.com",
+                        "AWS::StackName": "pshub",
+                    }[arg]
                 return self.physical[arg]
             if key == "Fn::GetAtt":
                 lid, name = arg if isinstance(arg, list) else arg.split(".", 1)
@@ -69,7 +74,9 @@ class Template:
         def path_of(lid: str) -> str:
             props = resources[lid]["Properties"]
             parent = props["ParentId"]
-            prefix = path_of(parent["Ref"]) if isinstance(parent, dict) and parent.get("Ref") in resources else ""
+            prefix = (
+                path_of(parent["Ref"]) if isinstance(parent, dict) and parent.get("Ref") in resources else ""
+            )
             return f"{prefix}/{props['PathPart']}"
 
         routes = []
@@ -78,7 +85,11 @@ class Template:
             if props.get("HttpMethod") == "OPTIONS":
                 continue
             resource_ref = props["ResourceId"]
-            path = path_of(resource_ref["Ref"]) if isinstance(resource_ref, dict) and "Ref" in resource_ref else "/"
+            path = (
+                path_of(resource_ref["Ref"])
+                if isinstance(resource_ref, dict) and "Ref" in resource_ref
+                else "/"
+            )
             uri = json.dumps(props.get("Integration", {}).get("Uri", {}))
             function = next((lid for lid in self.of_type("AWS::Lambda::Function") if f'"{lid}"' in uri), None)
             if function is None:

@@ -51,7 +51,6 @@ def default_deps() -> WebhookDeps:
         IdempotencyConfig,
         idempotent_function,
     )
-
     from hub import aws
     from hub.ledger import Ledger
 
@@ -63,7 +62,9 @@ def default_deps() -> WebhookDeps:
         sqs.send_message(
             QueueUrl=settings.intake_queue_url,
             MessageBody=json.dumps(message),
-            MessageAttributes={"correlationId": {"DataType": "String", "StringValue": message["correlationId"]}},
+            MessageAttributes={
+                "correlationId": {"DataType": "String", "StringValue": message["correlationId"]}
+            },
         )
 
     config = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=14 * 24 * 3600)
@@ -94,7 +95,9 @@ def _xml(status: int, body: str) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "text/xml; charset=utf-8"}, "body": body}
 
 
-def _reject(status: int, error: str, problems: list[dict[str, str]] | None = None, soap: bool = False) -> dict:
+def _reject(
+    status: int, error: str, problems: list[dict[str, str]] | None = None, soap: bool = False
+) -> dict:
     metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
     logger.info("webhook rejected", extra={"status": status, "error": error})
     if soap:
@@ -139,8 +142,14 @@ def _json_delivery(body: bytes, headers: dict[str, str], deps: WebhookDeps) -> d
         )
     )
     metrics.add_metric(name="OpportunityDeliveries", unit="Count", value=1)
-    logger.info("delivery accepted", extra={"correlation_id": accepted.correlation_id, "status": accepted.status,
-                                            "enqueued": accepted.enqueued})
+    logger.info(
+        "delivery accepted",
+        extra={
+            "correlation_id": accepted.correlation_id,
+            "status": accepted.status,
+            "enqueued": accepted.enqueued,
+        },
+    )
     return _json(202, {"correlationId": accepted.correlation_id, "status": accepted.status})
 
 
@@ -156,21 +165,42 @@ def _soap_delivery(body: bytes, deps: WebhookDeps) -> dict[str, Any]:
     deliveries = []
     for index, note in enumerate(message.notifications):
         if note.sobject_type != "Opportunity":
-            return _reject(400, "unsupported sObject", [{"field": f"Notification[{index}].sObject",
-                                                         "problem": f"{note.sobject_type} is not Opportunity"}],
-                           soap=True)
+            return _reject(
+                400,
+                "unsupported sObject",
+                [
+                    {
+                        "field": f"Notification[{index}].sObject",
+                        "problem": f"{note.sobject_type} is not Opportunity",
+                    }
+                ],
+                soap=True,
+            )
         try:
             opportunity = opportunity_from_salesforce(note.fields)
         except ValueError as exc:
-            return _reject(400, "malformed opportunity", problems_from(exc, f"Notification[{index}].sObject."),
-                           soap=True)
+            return _reject(
+                400, "malformed opportunity", problems_from(exc, f"Notification[{index}].sObject."), soap=True
+            )
         # An Outbound Message fires on its workflow rule (stage reached Closed Won): that is the change.
-        deliveries.append(Delivery(delivery_id=note.notification_id, channel="outbound-message",
-                                   stage_changed=True, opportunity=opportunity))
+        deliveries.append(
+            Delivery(
+                delivery_id=note.notification_id,
+                channel="outbound-message",
+                stage_changed=True,
+                opportunity=opportunity,
+            )
+        )
     for delivery in deliveries:  # validated all first: a bad notification rejects the message whole
         accepted = deps.accept(delivery)
-        logger.info("notification accepted", extra={"correlation_id": accepted.correlation_id,
-                                                   "status": accepted.status, "enqueued": accepted.enqueued})
+        logger.info(
+            "notification accepted",
+            extra={
+                "correlation_id": accepted.correlation_id,
+                "status": accepted.status,
+                "enqueued": accepted.enqueued,
+            },
+        )
     metrics.add_metric(name="OpportunityDeliveries", unit="Count", value=len(deliveries))
     return _xml(200, soap_ack(True))
 
@@ -184,10 +214,15 @@ def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None
     soap = content_type in SOAP_TYPES
     body = _body(event)
     if len(body) > deps.max_body_bytes:
-        return _reject(413, f"body of {len(body)} bytes exceeds the {deps.max_body_bytes}-byte limit", soap=soap)
+        return _reject(
+            413, f"body of {len(body)} bytes exceeds the {deps.max_body_bytes}-byte limit", soap=soap
+        )
     if not soap and content_type not in JSON_TYPES:
-        return _reject(415, f"unsupported content type {content_type or '(none)'}; send application/json "
-                            "(Standard Webhooks) or text/xml (Salesforce Outbound Message)")
+        return _reject(
+            415,
+            f"unsupported content type {content_type or '(none)'}; send application/json "
+            "(Standard Webhooks) or text/xml (Salesforce Outbound Message)",
+        )
     try:
         return _soap_delivery(body, deps) if soap else _json_delivery(body, headers, deps)
     except Exception:  # the sender retries on 5xx and every step above is idempotent: nothing is lost
@@ -195,5 +230,3 @@ def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None
         metrics.add_metric(name="WebhookErrors", unit="Count", value=1)
         message = "temporarily unable to record the delivery; retry later"
         return _xml(503, soap_fault(message, client_fault=False)) if soap else _json(503, {"error": message})
-
-

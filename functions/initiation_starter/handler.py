@@ -9,7 +9,6 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from hub.flows.initiation.starter import start
 from hub.ledger import Ledger
 from hub.observability import entry, logger, metrics
@@ -40,9 +39,11 @@ def handler(event: dict[str, Any], context: Any, deps: StarterDeps | None = None
         message = json.loads(record.body)
         outcome = start(message, ledger=deps.ledger, sfn=deps.sfn, state_machine_arn=deps.state_machine_arn)
         logger.info("intake message", extra={"correlation_id": message["correlationId"], "outcome": outcome})
-        metrics.add_metric(name="InitiationStarts" if outcome == "started" else "InitiationDuplicates",
-                           unit="Count", value=1)
+        metrics.add_metric(
+            name="InitiationStarts" if outcome == "started" else "InitiationDuplicates", unit="Count", value=1
+        )
         return outcome
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -11,18 +11,18 @@ from hub.flows.initiation.steps import Result, State, StepDeps, idempotency_key,
 from hub.observability import entry
 from hub.settings import InitiationStepsSettings, load
 
-
 _CONTEXT: list[Any] = [None]  # the current invocation's context, for Powertools' in-progress expiry
 
 
-def _powertools_idempotent(table_name: str) -> Callable[[str, Callable[[State], Result]], Callable[[State], Result]]:
+def _powertools_idempotent(
+    table_name: str,
+) -> Callable[[str, Callable[[State], Result]], Callable[[State], Result]]:
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
         idempotent_function,
     )
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
     from hub.errors import TransientError
 
     def wrap(step: str, call: Callable[[State], Result]) -> Callable[[State], Result]:
@@ -54,7 +54,6 @@ def _powertools_idempotent(table_name: str) -> Callable[[str, Callable[[State], 
 @functools.cache
 def default_deps() -> StepDeps:
     from aws_lambda_powertools.utilities import parameters
-
     from hub.connectors import factory
     from hub.events import EventPublisher
     from hub.ledger import Ledger
@@ -71,7 +70,9 @@ def default_deps() -> StepDeps:
         events=EventPublisher(settings.event_bus_name),
         crm=functools.cache(lambda: factory.crm_from_secret(secret(settings.crm_secret_arn))),
         psa=functools.cache(lambda: factory.psa_from_secret(secret(settings.psa_secret_arn))),
-        erp=functools.cache(lambda system: factory.erp_from_secret(system, secret(settings.erp_secret_arns[system]))),
+        erp=functools.cache(
+            lambda system: factory.erp_from_secret(system, secret(settings.erp_secret_arns[system]))
+        ),
         idempotent=_powertools_idempotent(settings.idempotency_table),
     )
 

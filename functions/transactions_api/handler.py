@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-
 from hub.ledger import Ledger
 from hub.observability import entry
 from hub.settings import TransactionsApiSettings, load
@@ -31,8 +30,13 @@ def _answer(status: int, body: dict[str, Any]) -> Response:
 @app.get("/v1/transactions/<correlation_id>")
 def get_transaction(correlation_id: str) -> Response:
     if not _ID.match(correlation_id):
-        return _answer(400, {"error": "malformed correlationId", "problems": [
-            {"field": "correlationId", "problem": "must be a lower-case UUID"}]})
+        return _answer(
+            400,
+            {
+                "error": "malformed correlationId",
+                "problems": [{"field": "correlationId", "problem": "must be a lower-case UUID"}],
+            },
+        )
     transaction = app.context["ledger"].get(correlation_id)
     if transaction is None:
         return _answer(404, {"error": f"no transaction {correlation_id}"})

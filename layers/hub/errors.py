@@ -18,7 +18,12 @@ class HubError(Exception):
         self.code = code
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"error": type(self).__name__, "message": self.message, "system": self.system, "code": self.code}
+        return {
+            "error": type(self).__name__,
+            "message": self.message,
+            "system": self.system,
+            "code": self.code,
+        }
 
 
 class TransientError(HubError):
@@ -51,7 +56,9 @@ class PermanentError(HubError):
 class DataValidationError(PermanentError):
     """The business data is wrong or incomplete; ``problems`` names each field and what is wrong with it."""
 
-    def __init__(self, message: str, *, problems: list[dict[str, str]] | None = None, **kwargs: str | None) -> None:
+    def __init__(
+        self, message: str, *, problems: list[dict[str, str]] | None = None, **kwargs: str | None
+    ) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.problems = problems or []
 

@@ -21,5 +21,7 @@ class EventPublisher:
             answer = self._client.put_events(Entries=[e.to_entry(self._bus) for e in chunk])
             if answer.get("FailedEntryCount", 0):
                 codes = sorted({e.get("ErrorCode", "?") for e in answer["Entries"] if "ErrorCode" in e})
-                raise TransientError(f"EventBridge rejected {answer['FailedEntryCount']} event(s): {codes}",
-                                     system="eventbridge")
+                raise TransientError(
+                    f"EventBridge rejected {answer['FailedEntryCount']} event(s): {codes}",
+                    system="eventbridge",
+                )

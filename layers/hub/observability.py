@@ -20,12 +20,27 @@ metrics = Metrics()
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PII_KEYS = frozenset(
-    {"email", "phone", "fullname", "full_name", "name", "firstname", "lastname", "address", "sessionid",
-     "access_token", "client_secret", "token", "authorization"}
+    {
+        "email",
+        "phone",
+        "fullname",
+        "full_name",
+        "name",
+        "firstname",
+        "lastname",
+        "address",
+        "sessionid",
+        "access_token",
+        "client_secret",
+        "token",
+        "authorization",
+    }
 )
 
 
-def entry(settings_cls: type[FunctionSettings], *, correlation_id_path: str | None = None) -> Callable[[F], F]:
+def entry(
+    settings_cls: type[FunctionSettings], *, correlation_id_path: str | None = None
+) -> Callable[[F], F]:
     """Wrap a Lambda handler: load its settings, inject context and correlation id, flush metrics."""
 
     def decorate(handler: F) -> F:

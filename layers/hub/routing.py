@@ -41,9 +41,9 @@ class RoutingTable:
         """The route for an entity (a service-line override wins); DataValidationError if none is active."""
         item = None
         if service_line:
-            item = self._table.get_item(Key={"pk": f"LE#{legal_entity_code}", "sk": f"SL#{service_line}"}).get(
-                "Item"
-            )
+            item = self._table.get_item(
+                Key={"pk": f"LE#{legal_entity_code}", "sk": f"SL#{service_line}"}
+            ).get("Item")
         if item is None:
             item = self._table.get_item(Key={"pk": f"LE#{legal_entity_code}", "sk": "ROUTE"}).get("Item")
         if item is None or not item.get("active", True):
@@ -61,7 +61,9 @@ class RoutingTable:
         )
 
     def customer_id(self, crm_account_id: str, erp_system: str) -> str | None:
-        item = self._table.get_item(Key={"pk": f"CUST#{crm_account_id}", "sk": f"ERP#{erp_system}"}).get("Item")
+        item = self._table.get_item(Key={"pk": f"CUST#{crm_account_id}", "sk": f"ERP#{erp_system}"}).get(
+            "Item"
+        )
         return item["erp_customer_id"] if item else None
 
     def remember_customer(self, crm_account_id: str, erp_system: str, erp_customer_id: str) -> None:

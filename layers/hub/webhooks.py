@@ -114,7 +114,9 @@ def parse_outbound_message(body: bytes) -> OutboundMessage:
         raise MalformedBody("missing OrganizationId", [{"field": "OrganizationId", "problem": "missing"}])
     items = notifications_el.findall(f"{{{OM_NS}}}Notification")
     if not items:
-        raise MalformedBody("no Notification", [{"field": "Notification", "problem": "at least one required"}])
+        raise MalformedBody(
+            "no Notification", [{"field": "Notification", "problem": "at least one required"}]
+        )
     if len(items) > MAX_NOTIFICATIONS:
         raise MalformedBody(
             "too many notifications",

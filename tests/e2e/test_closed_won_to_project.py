@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-
 from hub.flows.initiation.intake import business_key, correlation_id_for
+
 from local.ops import redrive
 from local.sandboxes.base import Faults
 from local.scenario import Announcer, change_body, seed_deals, webhook_record
@@ -23,8 +23,12 @@ def _workspaces_for(stack, opportunity_id: str) -> list[dict]:
 
 
 def _records(stack, kind: str, external_id: str) -> list[dict]:
-    return [r for ns in stack.sandboxes.netsuite.values() for r in ns.records(kind)
-            if r.get("externalId") == external_id]
+    return [
+        r
+        for ns in stack.sandboxes.netsuite.values()
+        for r in ns.records(kind)
+        if r.get("externalId") == external_id
+    ]
 
 
 def test_same_deal_delivered_three_times_also_concurrently_makes_one_customer_project_and_schedule(stack):
@@ -77,8 +81,9 @@ def test_injected_throttling_and_5xx_at_erp_and_psa_still_complete_every_valid_d
     settled = stack.wait_for(ids, timeout=240)
     statuses = {d.index: settled.get(cid, {}).get("status") for d, cid in zip(deals, ids, strict=True)}
     assert statuses.pop(4) == "PARKED"
-    assert set(statuses.values()) == {"COMPLETED"}, {k: settled.get(c, {}).get("reason") for k, c in
-                                                     zip(statuses, ids, strict=False)}
+    assert set(statuses.values()) == {"COMPLETED"}, {
+        k: settled.get(c, {}).get("reason") for k, c in zip(statuses, ids, strict=False)
+    }
     answers = announcer.tally.answers
     sent = sum(answers.values())
     completed = sum(1 for t in settled.values() if t["status"] == "COMPLETED")
@@ -87,8 +92,10 @@ def test_injected_throttling_and_5xx_at_erp_and_psa_still_complete_every_valid_d
     # deliveries in = deals completed + deals parked + deliveries rejected (the 3 deals share one message)
     assert sent == (completed + parked - 3 + 1) + rejected
     assert answers["rejected-401"] == 1 and answers["rejected-400"] == 1
-    injected = sum(ns.call_count(status=429) + ns.call_count(status=500) + ns.call_count(status=503)
-                   for ns in stack.sandboxes.netsuite.values())
+    injected = sum(
+        ns.call_count(status=429) + ns.call_count(status=500) + ns.call_count(status=503)
+        for ns in stack.sandboxes.netsuite.values()
+    )
     assert injected > 0  # the faults really happened
     for ns in stack.sandboxes.netsuite.values():
         assert ns.peak_in_flight <= 5
@@ -103,8 +110,12 @@ def test_parked_deal_fixed_in_the_crm_and_redriven_from_the_dead_letter_queue_co
     assert sf.opportunity(deal.opportunity_id)["Integration_Status__c"] == "Integration Error"
     # sales ops fix the deal in the CRM; finance ops redrive the parked transaction
     sf.edit("Opportunity", deal.opportunity_id, Legal_Entity__c="UK01")
-    moved = redrive(stack.client("sqs"), stack.outputs["IntakeDlqUrl"], stack.outputs["IntakeQueueUrl"],
-                    correlation_id=deal.correlation_id)
+    moved = redrive(
+        stack.client("sqs"),
+        stack.outputs["IntakeDlqUrl"],
+        stack.outputs["IntakeQueueUrl"],
+        correlation_id=deal.correlation_id,
+    )
     assert moved == [deal.correlation_id]
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -7,9 +7,9 @@ import threading
 
 import boto3
 import pytest
+from hub.ledger import Ledger
 
 from functions.crm_webhook.handler import handler
-from hub.ledger import Ledger
 from tests.support.aws import REGION, drain, lambda_context
 from tests.support.events import load_json, load_text
 from tests.support.webhooks import OLD_SECRET, TEST_SECRET, api_event, change_body, signed_headers
@@ -94,8 +94,11 @@ def test_closed_won_record_without_a_stage_change_is_ignored(hub):
 @pytest.mark.parametrize("mutate", ["tamper", "wrong-secret", "stale", "unsigned"])
 def test_unverified_sender_gets_401_and_nothing_is_recorded(hub, mutate):
     body = change_body(load_json("opportunity_closed_won.json"))
-    headers = signed_headers(body, OLD_SECRET if mutate == "wrong-secret" else TEST_SECRET,
-                             timestamp=1_000_000_000 if mutate == "stale" else None)
+    headers = signed_headers(
+        body,
+        OLD_SECRET if mutate == "wrong-secret" else TEST_SECRET,
+        timestamp=1_000_000_000 if mutate == "stale" else None,
+    )
     if mutate == "tamper":
         body = body.replace(b"120000.0", b"1.0")
     if mutate == "unsigned":
@@ -153,7 +156,10 @@ def test_outbound_message_is_acked_and_each_notification_enqueued(hub):
     answer = _send(body, {"content-type": "text/xml; charset=utf-8"})
     assert answer["statusCode"] == 200 and "<Ack>true</Ack>" in answer["body"]
     messages = [json.loads(m["Body"]) for m in drain(hub.intake_queue_url)]
-    assert sorted(m["opportunity"]["crm_id"] for m in messages) == ["0065g00000OmOm1AAA", "0065g00000OmOm2AAA"]
+    assert sorted(m["opportunity"]["crm_id"] for m in messages) == [
+        "0065g00000OmOm1AAA",
+        "0065g00000OmOm2AAA",
+    ]
     assert all(m["opportunity"]["needs_hydration"] for m in messages)
 
 

@@ -11,15 +11,15 @@ import time
 
 import boto3
 import pytest
-
-from functions.initiation_starter.handler import handler as starter_handler
-from functions.initiation_steps.handler import handler as steps_handler
 from hub.errors import PermanentError, ThrottledError, TransientError
 from hub.events import EventPublisher
-from hub.flows.initiation.intake import correlation_id_for, business_key, intake_message
+from hub.flows.initiation.intake import business_key, correlation_id_for, intake_message
 from hub.flows.initiation.steps import StepDeps
 from hub.ledger import Ledger
 from hub.routing import RoutingTable
+
+from functions.initiation_starter.handler import handler as starter_handler
+from functions.initiation_steps.handler import handler as steps_handler
 from local import lambda_runtime
 from tests.support.aws import REGION, drain, lambda_context, sqs_event
 from tests.support.builders import opportunity
@@ -47,13 +47,19 @@ class World:
             idempotent=_powertools_idempotent(hub.idempotency_table),
         )
         lambda_runtime.install()
-        lambda_runtime.register("pshub-initiation-steps",
-                                lambda event, context: steps_handler(event, context, deps=self.deps))
+        lambda_runtime.register(
+            "pshub-initiation-steps", lambda event, context: steps_handler(event, context, deps=self.deps)
+        )
 
     def start(self, opp, *, attempt_message=None) -> str:
         cid = correlation_id_for(business_key(opp.crm_id))
-        self.ledger.open(cid, flow="project-initiation", business_key=business_key(opp.crm_id),
-                         subject=opp.crm_id, source="test")
+        self.ledger.open(
+            cid,
+            flow="project-initiation",
+            business_key=business_key(opp.crm_id),
+            subject=opp.crm_id,
+            source="test",
+        )
         message = attempt_message or intake_message(cid, opp)
         sqs = boto3.client("sqs", region_name=REGION)
         sqs.send_message(QueueUrl=self.hub.intake_queue_url, MessageBody=json.dumps(message))
@@ -92,8 +98,17 @@ def test_closed_won_deal_becomes_customer_project_wbs_billing_schedule_and_erp_j
     tx = w.wait(w.start(opp))
     assert tx["status"] == "COMPLETED", tx
     assert [s for s, o in _steps(tx) if o == "ok"] == [
-        "start", "validate", "enrich", "upsert_customer", "create_psa_project", "create_wbs",
-        "create_billing_schedule", "provision_erp_project", "write_back_crm", "publish_activated"]
+        "start",
+        "validate",
+        "enrich",
+        "upsert_customer",
+        "create_psa_project",
+        "create_wbs",
+        "create_billing_schedule",
+        "provision_erp_project",
+        "write_back_crm",
+        "publish_activated",
+    ]
     us = w.erps["netsuite-us"]
     assert len(us.customers) == 1 and len(us.jobs) == 1 and w.erps["netsuite-uk"].calls.total() == 0
     project_id = w.psa.projects["sf-opp-0065g00000AbCdEAAV"]
@@ -116,7 +131,9 @@ def test_uk_entity_is_routed_to_the_uk_erp(world):
 
 def test_throttled_erp_step_is_retried_by_the_state_machine_and_completes(world):
     w = world()
-    w.erps["netsuite-us"].fail_next("upsert_customer", ThrottledError("429", retry_after=1, system="netsuite"))
+    w.erps["netsuite-us"].fail_next(
+        "upsert_customer", ThrottledError("429", retry_after=1, system="netsuite")
+    )
     tx = w.wait(w.start(opportunity()))
     assert tx["status"] == "COMPLETED"
     assert ("upsert_customer", "retry") in _steps(tx)
@@ -145,11 +162,17 @@ def test_permanent_error_after_partial_creation_parks_and_a_redrive_resumes_with
     tx = w.wait(w.start(opp))
     assert tx["status"] == "PARKED" and "subsidiary closed" in tx["reason"]
     assert hub.events("TransactionParked")[0]["data"]["completedSteps"] == [
-        "route", "customer", "psa", "wbs", "billing"]
+        "route",
+        "customer",
+        "psa",
+        "wbs",
+        "billing",
+    ]
     # ops fix the cause and redrive the held message from the dead-letter queue to the intake queue
     held = drain(hub.intake_dlq_url)
-    boto3.client("sqs", region_name=REGION).send_message(QueueUrl=hub.intake_queue_url,
-                                                         MessageBody=held[0]["Body"])
+    boto3.client("sqs", region_name=REGION).send_message(
+        QueueUrl=hub.intake_queue_url, MessageBody=held[0]["Body"]
+    )
     w.consume()
     tx = w.wait(tx["correlation_id"])
     assert tx["status"] == "COMPLETED" and tx["attempt"] == 2
@@ -170,8 +193,13 @@ def test_duplicate_intake_messages_start_one_execution(world, hub):
     w = world()
     opp = opportunity()
     cid = correlation_id_for(business_key(opp.crm_id))
-    w.ledger.open(cid, flow="project-initiation", business_key=business_key(opp.crm_id), subject=opp.crm_id,
-                  source="test")
+    w.ledger.open(
+        cid,
+        flow="project-initiation",
+        business_key=business_key(opp.crm_id),
+        subject=opp.crm_id,
+        source="test",
+    )
     sqs = boto3.client("sqs", region_name=REGION)
     for _ in range(3):
         sqs.send_message(QueueUrl=hub.intake_queue_url, MessageBody=json.dumps(intake_message(cid, opp)))
@@ -180,6 +208,7 @@ def test_duplicate_intake_messages_start_one_execution(world, hub):
     tx = w.wait(cid)
     assert tx["status"] == "COMPLETED"
     executions = boto3.client("stepfunctions", region_name=REGION).list_executions(
-        stateMachineArn=hub.state_machine_arn)["executions"]
+        stateMachineArn=hub.state_machine_arn
+    )["executions"]
     assert len(executions) == 1
     assert w.psa.calls["ensure_project"] == 1

@@ -58,13 +58,19 @@ def create_tables(res: HubResources) -> None:
     ddb.create_table(
         TableName=res.ledger_table,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": n, **s} for n in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk",
-                                                                   "gsi2sk")],
+        AttributeDefinitions=[
+            {"AttributeName": n, **s} for n in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
+        ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         GlobalSecondaryIndexes=[
-            {"IndexName": name, "KeySchema": [{"AttributeName": f"{p}pk", "KeyType": "HASH"},
-                                              {"AttributeName": f"{p}sk", "KeyType": "RANGE"}],
-             "Projection": {"ProjectionType": "ALL"}}
+            {
+                "IndexName": name,
+                "KeySchema": [
+                    {"AttributeName": f"{p}pk", "KeyType": "HASH"},
+                    {"AttributeName": f"{p}sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
             for name, p in (("by_business_key", "gsi1"), ("by_status", "gsi2"))
         ],
     )
@@ -86,14 +92,37 @@ def seed_routes(res: HubResources) -> None:
     from hub.model import LegalEntity
     from hub.routing import Route, RoutingTable
 
-    routing = RoutingTable(res.routing_table, boto3.resource("dynamodb", region_name=REGION).Table(
-        res.routing_table))
-    routing.put_route(Route(legal_entity=LegalEntity(code="US01", name="Hub Consulting Inc.", country="US",
-                                                     functional_currency="USD", timezone="America/New_York"),
-                            erp_system="netsuite-us", subsidiary_id="1", migration_wave="cloud-1"))
-    routing.put_route(Route(legal_entity=LegalEntity(code="UK01", name="Hub Consulting Ltd", country="GB",
-                                                     functional_currency="GBP", timezone="Europe/London"),
-                            erp_system="netsuite-uk", subsidiary_id="2", migration_wave="cloud-1"))
+    routing = RoutingTable(
+        res.routing_table, boto3.resource("dynamodb", region_name=REGION).Table(res.routing_table)
+    )
+    routing.put_route(
+        Route(
+            legal_entity=LegalEntity(
+                code="US01",
+                name="Hub Consulting Inc.",
+                country="US",
+                functional_currency="USD",
+                timezone="America/New_York",
+            ),
+            erp_system="netsuite-us",
+            subsidiary_id="1",
+            migration_wave="cloud-1",
+        )
+    )
+    routing.put_route(
+        Route(
+            legal_entity=LegalEntity(
+                code="UK01",
+                name="Hub Consulting Ltd",
+                country="GB",
+                functional_currency="GBP",
+                timezone="Europe/London",
+            ),
+            erp_system="netsuite-uk",
+            subsidiary_id="2",
+            migration_wave="cloud-1",
+        )
+    )
 
 
 def _zip() -> bytes:
@@ -108,13 +137,28 @@ def create_function(name: str) -> str:
     try:
         role = iam.get_role(RoleName="pshub-test-role")["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
-        role = iam.create_role(RoleName="pshub-test-role", AssumeRolePolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                      "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"][
-            "Arn"]
+        role = iam.create_role(
+            RoleName="pshub-test-role",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "sts:AssumeRole",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
     answer = boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler",
-        Code={"ZipFile": _zip()}, Timeout=60,
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": _zip()},
+        Timeout=60,
     )
     return answer["FunctionArn"]
 
@@ -132,29 +176,36 @@ def build(res: HubResources) -> HubResources:
     seed_routes(res)
     sqs = boto3.client("sqs", region_name=REGION)
     res.intake_dlq_url = sqs.create_queue(QueueName="pshub-intake-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=res.intake_dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=res.intake_dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
     res.intake_queue_url = sqs.create_queue(
         QueueName="pshub-intake",
-        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-                    "VisibilityTimeout": "360"},
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+            "VisibilityTimeout": "360",
+        },
     )["QueueUrl"]
     res.events_tap_url = sqs.create_queue(QueueName="pshub-events-tap")["QueueUrl"]
-    tap_arn = sqs.get_queue_attributes(QueueUrl=res.events_tap_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"]
+    tap_arn = sqs.get_queue_attributes(QueueUrl=res.events_tap_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
     events = boto3.client("events", region_name=REGION)
     events.create_event_bus(Name=res.bus_name)
     events.put_rule(Name="tap", EventBusName=res.bus_name, EventPattern=json.dumps({"source": ["pshub"]}))
     events.put_targets(Rule="tap", EventBusName=res.bus_name, Targets=[{"Id": "tap", "Arn": tap_arn}])
     secrets = boto3.client("secretsmanager", region_name=REGION)
     res.webhook_secret_arn = secrets.create_secret(
-        Name="pshub/webhooks/crm", SecretString=json.dumps({"secrets": [TEST_SECRET]}))["ARN"]
+        Name="pshub/webhooks/crm", SecretString=json.dumps({"secrets": [TEST_SECRET]})
+    )["ARN"]
     res.steps_function_arn = create_function("pshub-initiation-steps")
     sfn = boto3.client("stepfunctions", region_name=REGION)
     res.state_machine_arn = sfn.create_state_machine(
         name="pshub-project-initiation",
-        definition=asl_definition("project_initiation", {"StepsFunctionArn": res.steps_function_arn,
-                                                         "ParkedQueueUrl": res.intake_dlq_url}),
+        definition=asl_definition(
+            "project_initiation",
+            {"StepsFunctionArn": res.steps_function_arn, "ParkedQueueUrl": res.intake_dlq_url},
+        ),
         roleArn="arn:aws:iam::123456789012:role/pshub-sfn",
     )["stateMachineArn"]
     res.env = {
@@ -192,13 +243,22 @@ def drain(queue_url: str) -> list[dict[str, Any]]:
 
 def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """An SQS event source mapping batch built from received messages."""
-    return {"Records": [
-        {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pshub-intake",
-         "awsRegion": REGION}
-        for m in messages
-    ]}
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pshub-intake",
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
 
 
 def lambda_context(name: str = "pshub-test-function"):
@@ -207,6 +267,10 @@ def lambda_context(name: str = "pshub-test-function"):
 
     from local.lambda_runtime import LambdaContext
 
-    return LambdaContext(function_name=name, memory_limit_in_mb=256,
-                         invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:{name}",
-                         aws_request_id=str(uuid.uuid4()), timeout_seconds=30)
+    return LambdaContext(
+        function_name=name,
+        memory_limit_in_mb=256,
+        invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:{name}",
+        aws_request_id=str(uuid.uuid4()),
+        timeout_seconds=30,
+    )

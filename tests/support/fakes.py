@@ -46,11 +46,25 @@ class FakeCrm(_Fake):
         self._enter("get_opportunity")
         return self.opportunities[crm_id]
 
-    def write_back(self, crm_id: str, *, status: str, psa_project_id: str | None = None,
-                   erp_customer_id: str | None = None, error: str | None = None) -> None:
+    def write_back(
+        self,
+        crm_id: str,
+        *,
+        status: str,
+        psa_project_id: str | None = None,
+        erp_customer_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
         self._enter("write_back")
-        self.write_backs.append({"crm_id": crm_id, "status": status, "psa_project_id": psa_project_id,
-                                 "erp_customer_id": erp_customer_id, "error": error})
+        self.write_backs.append(
+            {
+                "crm_id": crm_id,
+                "status": status,
+                "psa_project_id": psa_project_id,
+                "erp_customer_id": erp_customer_id,
+                "error": error,
+            }
+        )
 
 
 class FakePsa(_Fake):
@@ -73,8 +87,9 @@ class FakePsa(_Fake):
             self.tasks[psa_project_id].setdefault(task.code, f"st-{self._next_id()}")
         return dict(self.tasks[psa_project_id])
 
-    def ensure_billing_schedule(self, psa_project_id: str, schedule: BillingSchedule,
-                                task_ids: dict[str, str]) -> list[str]:
+    def ensure_billing_schedule(
+        self, psa_project_id: str, schedule: BillingSchedule, task_ids: dict[str, str]
+    ) -> list[str]:
         self._enter("ensure_billing_schedule")
         for milestone in schedule.milestones:
             self.billing[psa_project_id].setdefault(milestone.code, f"ff-{self._next_id()}")

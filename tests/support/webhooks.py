@@ -20,7 +20,9 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signed_headers(body: bytes, *secrets: str, msg_id: str | None = None, timestamp: int | None = None) -> dict:
+def signed_headers(
+    body: bytes, *secrets: str, msg_id: str | None = None, timestamp: int | None = None
+) -> dict:
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
     signatures = " ".join(sign(s, msg_id, timestamp, body) for s in (secrets or (TEST_SECRET,)))
@@ -38,8 +40,13 @@ def change_body(record: dict[str, Any], changed: list[str] | None = None) -> byt
     ).encode()
 
 
-def api_event(body: bytes | str, headers: dict[str, str], *, path: str = "/v1/webhooks/crm/opportunities",
-              method: str = "POST") -> dict[str, Any]:
+def api_event(
+    body: bytes | str,
+    headers: dict[str, str],
+    *,
+    path: str = "/v1/webhooks/crm/opportunities",
+    method: str = "POST",
+) -> dict[str, Any]:
     """An API Gateway REST (v1 proxy) event as Lambda receives it."""
     text = body.decode() if isinstance(body, bytes) else body
     return {
@@ -50,8 +57,13 @@ def api_event(body: bytes | str, headers: dict[str, str], *, path: str = "/v1/we
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": None,
         "pathParameters": None,
-        "requestContext": {"requestId": str(uuid.uuid4()), "stage": "v1", "httpMethod": method,
-                           "resourcePath": path, "path": f"/v1{path}"},
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "stage": "v1",
+            "httpMethod": method,
+            "resourcePath": path,
+            "path": f"/v1{path}",
+        },
         "body": text,
         "isBase64Encoded": False,
     }

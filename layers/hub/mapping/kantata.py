@@ -32,7 +32,10 @@ REFERENCE_STATUS = "successful"  # Kantata: pending | successful | failed
 BILLING_TYPE = "fixed_date"  # canonical milestones have a due date (Kantata: fixed_date | upon_completion)
 PAGE_SIZE = 200  # Kantata's maximum per_page
 
-ZERO_DECIMAL_CURRENCIES = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF".split())
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF"}
+    | {"XOF", "XPF"}
+)
 """ISO 4217 currencies without a minor unit: their Kantata ``currency_base_unit`` is 1, not 100."""
 
 
@@ -174,10 +177,11 @@ def external_reference_body(workspace_id: str, opportunity_crm_id: str) -> dict[
 
 def references_workspace(reference: Mapping[str, Any], opportunity_crm_id: str) -> bool:
     """Whether a listed reference is the hub's link from a workspace to this opportunity (re-checked on the
-    client: a filter the vendor ignores must not make another opportunity's reference match)."""
+    client: a filter the vendor ignores must not make another opportunity's reference match). A key the
+    answer leaves out is trusted to the query's filter; a key that contradicts it is not."""
     wanted = external_reference_params(opportunity_crm_id)
     return reference.get("subject_id") is not None and all(
-        str(reference.get(key)) == value for key, value in wanted.items()
+        reference.get(key) is None or str(reference[key]) == value for key, value in wanted.items()
     )
 
 

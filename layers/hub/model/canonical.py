@@ -101,7 +101,9 @@ class LineItem(Strict):
 
     @property
     def total(self) -> Money:
-        return Money(amount=self.quantity * self.unit_price.amount, currency=self.unit_price.currency).rounded()
+        return Money(
+            amount=self.quantity * self.unit_price.amount, currency=self.unit_price.currency
+        ).rounded()
 
 
 class Opportunity(Strict):

@@ -361,6 +361,7 @@ def test_given_eight_concurrent_first_upserts_when_writes_are_slow_then_one_reco
                 ids.append(
                     eventually(
                         lambda: erp.upsert_customer(project.customer, subsidiary_id="1", currency="USD"),
+                        attempts=200,
                         pause=pause,
                     )
                 )
@@ -368,6 +369,7 @@ def test_given_eight_concurrent_first_upserts_when_writes_are_slow_then_one_reco
                 ids.append(
                     eventually(
                         lambda: erp.upsert_project(project, customer_id=customer_id, subsidiary_id="1"),
+                        attempts=200,
                         pause=pause,
                     )
                 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from hub.connectors.factory import crm_from_secret, erp_from_secret, psa_from_secret
@@ -96,12 +98,29 @@ def test_given_a_netsuite_secret_when_building_then_the_system_id_and_base_url_a
     assert recorder.requests[-1].url.host == "1234567.suitetalk.api.netsuite.test"
 
 
+def test_given_a_netsuite_secret_with_currency_ids_when_upserting_then_the_currency_goes_by_internal_id():
+    recorder = Recorder()
+    account = Account(crm_id="001Dn00000Z9y8xAAA", name="Acme Ltd")
+
+    erp = erp_from_secret(
+        "netsuite-uk", {**NETSUITE, "currency_ids": {"GBP": "2"}}, transport=httpx.MockTransport(recorder)
+    )
+    erp.upsert_customer(account, subsidiary_id="1", currency="GBP")
+
+    assert json.loads(recorder.requests[-1].content)["currency"] == {"id": "2"}
+
+
 @pytest.mark.parametrize(
     ("build", "secret", "missing"),
     [
         (crm_from_secret, {k: v for k, v in SALESFORCE.items() if k != "client_id"}, "client_id"),
         (psa_from_secret, {"base_url": "not a url", "token": "very-secret-value"}, "base_url"),
         (lambda s, **kw: erp_from_secret("netsuite-us", s, **kw), {**NETSUITE, "token_url": ""}, "token_url"),
+        (
+            lambda s, **kw: erp_from_secret("netsuite-us", s, **kw),
+            {**NETSUITE, "currency_ids": {"pounds": "2"}},
+            "currency_ids",
+        ),
     ],
 )
 def test_given_a_bad_secret_when_building_then_permanent_error_names_the_key_never_the_value(

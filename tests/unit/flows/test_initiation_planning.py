@@ -2,9 +2,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-
 from hub.flows.initiation.planning import plan_project, term_months
 from hub.model import BillingType
+
 from tests.support.builders import money, opportunity
 
 
@@ -32,8 +32,12 @@ def test_time_and_materials_has_no_milestones_and_a_cap_at_the_deal_amount():
 
 
 def test_retainer_instalments_add_up_exactly_even_when_the_amount_does_not_divide():
-    opp = opportunity(billing_type=BillingType.RETAINER, amount=money(100000), start_date=dt.date(2027, 1, 1),
-                      end_date=dt.date(2027, 12, 31))
+    opp = opportunity(
+        billing_type=BillingType.RETAINER,
+        amount=money(100000),
+        start_date=dt.date(2027, 1, 1),
+        end_date=dt.date(2027, 12, 31),
+    )
     schedule = plan_project(opp).billing_schedule
     assert len(schedule.milestones) == 12
     assert schedule.scheduled_total.amount == Decimal("100000.00")
@@ -43,17 +47,28 @@ def test_retainer_instalments_add_up_exactly_even_when_the_amount_does_not_divid
 
 
 def test_subscription_is_billed_annually_in_advance():
-    opp = opportunity(billing_type=BillingType.SUBSCRIPTION, amount=money(90000), start_date=dt.date(2027, 3, 1),
-                      end_date=dt.date(2030, 2, 28))
+    opp = opportunity(
+        billing_type=BillingType.SUBSCRIPTION,
+        amount=money(90000),
+        start_date=dt.date(2027, 3, 1),
+        end_date=dt.date(2030, 2, 28),
+    )
     schedule = plan_project(opp).billing_schedule
-    assert [m.due_date for m in schedule.milestones] == [dt.date(2027, 3, 1), dt.date(2028, 3, 1),
-                                                          dt.date(2029, 3, 1)]
+    assert [m.due_date for m in schedule.milestones] == [
+        dt.date(2027, 3, 1),
+        dt.date(2028, 3, 1),
+        dt.date(2029, 3, 1),
+    ]
     assert schedule.scheduled_total.amount == Decimal("90000.00")
 
 
 def test_month_end_start_dates_do_not_overflow_short_months():
-    opp = opportunity(billing_type=BillingType.RETAINER, amount=money(3000), start_date=dt.date(2027, 1, 31),
-                      end_date=dt.date(2027, 3, 31))
+    opp = opportunity(
+        billing_type=BillingType.RETAINER,
+        amount=money(3000),
+        start_date=dt.date(2027, 1, 31),
+        end_date=dt.date(2027, 3, 31),
+    )
     dues = [m.due_date for m in plan_project(opp).billing_schedule.milestones]
     assert dues == [dt.date(2027, 1, 31), dt.date(2027, 2, 28), dt.date(2027, 3, 31)]
 

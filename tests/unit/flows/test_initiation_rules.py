@@ -1,7 +1,7 @@
 import pytest
-
-from hub.model import BillingType
 from hub.flows.initiation.rules import problems_for_initiation
+from hub.model import BillingType
+
 from tests.support.builders import money, opportunity
 
 
@@ -44,7 +44,12 @@ def test_fixed_fee_milestones_must_add_up_to_the_deal_amount():
 
 
 def test_time_and_materials_line_items_need_not_add_up():
-    assert problems_for_initiation(opportunity(amount=money(100000), billing_type=BillingType.TIME_AND_MATERIALS)) == []
+    assert (
+        problems_for_initiation(
+            opportunity(amount=money(100000), billing_type=BillingType.TIME_AND_MATERIALS)
+        )
+        == []
+    )
 
 
 def test_line_items_in_another_currency_are_rejected():

@@ -82,6 +82,7 @@ def test_given_listed_references_when_checked_then_only_the_hubs_link_to_this_op
     assert not km.references_workspace({**link, "service_model_ref": "006Dn00000B9z8yAAB"}, OPP_ID)
     assert not km.references_workspace({**link, "service_name": "other"}, OPP_ID)
     assert not km.references_workspace({**link, "subject_id": None}, OPP_ID)
+    assert km.references_workspace({"subject_id": 7, "service_model_ref": OPP_ID}, OPP_ID)  # keys left out
 
 
 @pytest.mark.parametrize(

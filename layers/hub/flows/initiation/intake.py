@@ -74,7 +74,8 @@ def accept(delivery: Delivery, *, ledger: Ledger, enqueue: Callable[[dict[str, A
             subject=opp.crm_id,
             source=delivery.channel,
             status=Status.IGNORED,
-            reason=f"stage is {opp.stage!r}" + ("" if delivery.stage_changed else " and StageName did not change"),
+            reason=f"stage is {opp.stage!r}"
+            + ("" if delivery.stage_changed else " and StageName did not change"),
             summary={"stage": opp.stage},
         )
         ledger.record_delivery(cid, delivery.delivery_id, channel=delivery.channel)
@@ -124,8 +125,12 @@ def problems_from(error: Exception, prefix: str = "") -> list[dict[str, str]]:
 
     if isinstance(error, ValidationError):
         return [
-            {"field": prefix + ".".join(str(p) for p in e["loc"]) if e["loc"] else prefix.rstrip(".") or "body",
-             "problem": e["msg"]}
+            {
+                "field": prefix + ".".join(str(p) for p in e["loc"])
+                if e["loc"]
+                else prefix.rstrip(".") or "body",
+                "problem": e["msg"],
+            }
             for e in error.errors(include_url=False, include_input=False)
         ]
     return [{"field": prefix.rstrip(".") or "body", "problem": str(error)}]

@@ -51,7 +51,9 @@ def _split(total: Money, parts: int) -> list[Money]:
 
 def plan_wbs(opp: Opportunity) -> tuple[WbsTask, ...]:
     assert opp.start_date is not None
-    tasks = [WbsTask(code="1", name="Delivery", kind="phase", start_date=opp.start_date, due_date=opp.end_date)]
+    tasks = [
+        WbsTask(code="1", name="Delivery", kind="phase", start_date=opp.start_date, due_date=opp.end_date)
+    ]
     for index, item in enumerate(opp.line_items, start=1):
         tasks.append(
             WbsTask(
@@ -68,8 +70,13 @@ def plan_wbs(opp: Opportunity) -> tuple[WbsTask, ...]:
         tasks.append(WbsTask(code="2", name="Milestones", kind="phase", start_date=opp.start_date))
         for index, (item, due) in enumerate(zip(opp.line_items, _milestone_dates(opp), strict=True), start=1):
             tasks.append(
-                WbsTask(code=f"2.{index}", name=f"Milestone: {item.name}", kind="milestone", parent_code="2",
-                        due_date=due)
+                WbsTask(
+                    code=f"2.{index}",
+                    name=f"Milestone: {item.name}",
+                    kind="milestone",
+                    parent_code="2",
+                    due_date=due,
+                )
             )
     return tuple(tasks)
 
@@ -95,30 +102,48 @@ def plan_billing(opp: Opportunity) -> BillingSchedule:
     months = term_months(opp.start_date, opp.end_date)
     if opp.billing_type is BillingType.FIXED_FEE_MILESTONES:
         milestones = tuple(
-            Milestone(code=f"M{index}", name=item.name, amount=item.total, due_date=due, wbs_code=f"2.{index}")
-            for index, (item, due) in enumerate(zip(opp.line_items, _milestone_dates(opp), strict=True), start=1)
+            Milestone(
+                code=f"M{index}", name=item.name, amount=item.total, due_date=due, wbs_code=f"2.{index}"
+            )
+            for index, (item, due) in enumerate(
+                zip(opp.line_items, _milestone_dates(opp), strict=True), start=1
+            )
         )
-        return BillingSchedule(billing_type=opp.billing_type, currency=currency, milestones=milestones,
-                               cadence="on_milestone")
+        return BillingSchedule(
+            billing_type=opp.billing_type, currency=currency, milestones=milestones, cadence="on_milestone"
+        )
     if opp.billing_type is BillingType.TIME_AND_MATERIALS:
-        return BillingSchedule(billing_type=opp.billing_type, currency=currency, cadence="monthly", cap=amount)
+        return BillingSchedule(
+            billing_type=opp.billing_type, currency=currency, cadence="monthly", cap=amount
+        )
     if opp.billing_type is BillingType.RETAINER:
         parts = _split(amount, months)
         milestones = tuple(
-            Milestone(code=f"R{i + 1}", name=f"Retainer {_add_months(opp.start_date, i):%Y-%m}", amount=part,
-                      due_date=_add_months(opp.start_date, i))
+            Milestone(
+                code=f"R{i + 1}",
+                name=f"Retainer {_add_months(opp.start_date, i):%Y-%m}",
+                amount=part,
+                due_date=_add_months(opp.start_date, i),
+            )
             for i, part in enumerate(parts)
         )
-        return BillingSchedule(billing_type=opp.billing_type, currency=currency, milestones=milestones,
-                               cadence="monthly")
+        return BillingSchedule(
+            billing_type=opp.billing_type, currency=currency, milestones=milestones, cadence="monthly"
+        )
     years = max(1, -(-months // 12))
     parts = _split(amount, years)
     milestones = tuple(
-        Milestone(code=f"S{i + 1}", name=f"Subscription year {i + 1}", amount=part,
-                  due_date=_add_months(opp.start_date, 12 * i))
+        Milestone(
+            code=f"S{i + 1}",
+            name=f"Subscription year {i + 1}",
+            amount=part,
+            due_date=_add_months(opp.start_date, 12 * i),
+        )
         for i, part in enumerate(parts)
     )
-    return BillingSchedule(billing_type=opp.billing_type, currency=currency, milestones=milestones, cadence="annual")
+    return BillingSchedule(
+        billing_type=opp.billing_type, currency=currency, milestones=milestones, cadence="annual"
+    )
 
 
 def plan_project(opp: Opportunity) -> Project:

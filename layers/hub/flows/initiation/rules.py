@@ -25,7 +25,9 @@ def problems_for_initiation(opp: Opportunity) -> list[dict[str, str]]:
     if opp.start_date is None:
         missing("start_date", "start date")
     if opp.start_date and opp.end_date and opp.end_date < opp.start_date:
-        problems.append({"field": "end_date", "problem": f"end date {opp.end_date} is before {opp.start_date}"})
+        problems.append(
+            {"field": "end_date", "problem": f"end date {opp.end_date} is before {opp.start_date}"}
+        )
     if not opp.line_items:
         missing("line_items", "line items (at least one)")
     if opp.amount is not None:

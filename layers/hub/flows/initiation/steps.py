@@ -10,6 +10,7 @@ already successful step returns the stored result without calling the vendor aga
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -207,10 +208,10 @@ def park(state: State, deps: StepDeps) -> Result:
             },
         )
     )
-    try:  # the people the deal belongs to see why it has no project yet
+    # The people the deal belongs to see why it has no project yet. Best effort: the ledger and the event
+    # already carry the reason, so a CRM that refuses the note does not stop the parking.
+    with contextlib.suppress(HubError):
         deps.crm().write_back(opp_id, status=CRM_STATUS_PARKED, error=reason[:255])
-    except HubError:
-        pass  # the ledger and the event already carry the reason; the CRM note is a courtesy
     return {"reason": reason, "error": name, "completedSteps": done}
 
 
@@ -229,8 +230,15 @@ STEPS: dict[str, Callable[[State, StepDeps], Result]] = {
 }
 # Steps whose effects leave the hub: each runs at most once per opportunity version (see module doc).
 IDEMPOTENT_STEPS = frozenset(
-    {"upsert_customer", "create_psa_project", "create_wbs", "create_billing_schedule", "provision_erp_project",
-     "write_back_crm", "publish_activated"}
+    {
+        "upsert_customer",
+        "create_psa_project",
+        "create_wbs",
+        "create_billing_schedule",
+        "provision_erp_project",
+        "write_back_crm",
+        "publish_activated",
+    }
 )
 
 
@@ -246,7 +254,9 @@ def _summary(result: Result) -> dict[str, Any]:
 
 def run_step(step: str, state: State, deps: StepDeps) -> Result:
     if step not in STEPS:
-        raise DataValidationError(f"unknown step {step!r}", problems=[{"field": "step", "problem": "unknown"}])
+        raise DataValidationError(
+            f"unknown step {step!r}", problems=[{"field": "step", "problem": "unknown"}]
+        )
     cid = state["correlationId"]
     attempt = int(state.get("attempt", 1))
     implementation = STEPS[step]
@@ -269,8 +279,14 @@ def run_step(step: str, state: State, deps: StepDeps) -> Result:
         raise
     except Exception as exc:
         deps.ledger.checkpoint(
-            cid, step, "failed", attempt=attempt, detail={"error": type(exc).__name__, "message": str(exc)[:500]}
+            cid,
+            step,
+            "failed",
+            attempt=attempt,
+            detail={"error": type(exc).__name__, "message": str(exc)[:500]},
         )
         raise
-    deps.ledger.checkpoint(cid, step, "parked" if step == "park" else "ok", attempt=attempt, detail=_summary(result))
+    deps.ledger.checkpoint(
+        cid, step, "parked" if step == "park" else "ok", attempt=attempt, detail=_summary(result)
+    )
     return result
