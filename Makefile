@@ -36,7 +36,7 @@ synth: layer
 	$(BIN)/python app.py
 
 test: $(STAMP) layer
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
