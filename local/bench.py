@@ -83,9 +83,8 @@ def warm_webhook(requests: int = 2000) -> dict[str, float]:
             "POWERTOOLS_METRICS_DISABLED": "1",
         }
     )
-    from hub.flows.initiation.intake import Accepted
-
     from functions.crm_webhook.handler import WebhookDeps, handler
+    from hub.flows.initiation.intake import Accepted
     from local.lambda_runtime import LambdaContext
     from tests.support.events import load_json, load_text
     from tests.support.webhooks import TEST_SECRET, api_event, change_body, signed_headers

@@ -16,11 +16,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.flows.initiation.intake import business_key, correlation_id_for
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hub.flows.initiation.intake import business_key, correlation_id_for
 from local.sandboxes.base import Faults
 from local.scenario import Announcer, Deal, seed_deals
 from local.stack import ORG_ID, LocalStack, Sandboxes

@@ -41,7 +41,7 @@ def main() -> int:
         console.print(f"  GET  {stack.api_url}/v1/transactions/{{correlationId}}  (IAM: sign with SigV4)")
         console.print(f"AWS endpoint       {stack.endpoint}  (moto; any access key, region us-east-1)")
         for name in stack.sandboxes.servers:
-            console.print(f"sandbox {name:<11}{stack.sandboxes.url(name)}  (admin: /__sandbox/requests)")
+            console.print(f"sandbox {name:<12} {stack.sandboxes.url(name)}  (admin: /__sandbox/requests)")
         console.print("\nSend a signed webhook for a seeded closed-won deal:")
         console.print(curl_command(stack, str(body_file)), soft_wrap=True, highlight=False)
         console.print("\nLook inside with the AWS CLI or boto3, for example:")

@@ -51,6 +51,7 @@ def default_deps() -> WebhookDeps:
         IdempotencyConfig,
         idempotent_function,
     )
+
     from hub import aws
     from hub.ledger import Ledger
 

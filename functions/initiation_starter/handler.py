@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from hub.flows.initiation.starter import start
 from hub.ledger import Ledger
 from hub.observability import entry, logger, metrics

@@ -23,6 +23,7 @@ def _powertools_idempotent(
         idempotent_function,
     )
     from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
     from hub.errors import TransientError
 
     def wrap(step: str, call: Callable[[State], Result]) -> Callable[[State], Result]:
@@ -54,6 +55,7 @@ def _powertools_idempotent(
 @functools.cache
 def default_deps() -> StepDeps:
     from aws_lambda_powertools.utilities import parameters
+
     from hub.connectors import factory
     from hub.events import EventPublisher
     from hub.ledger import Ledger

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+
 from hub.ledger import Ledger
 from hub.observability import entry
 from hub.settings import TransactionsApiSettings, load

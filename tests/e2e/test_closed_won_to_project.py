@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-from hub.flows.initiation.intake import business_key, correlation_id_for
 
+from hub.flows.initiation.intake import business_key, correlation_id_for
 from local.ops import redrive
 from local.sandboxes.base import Faults
 from local.scenario import Announcer, change_body, seed_deals, webhook_record

@@ -8,11 +8,11 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from hub.settings import FUNCTION_SETTINGS
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from hub.settings import FUNCTION_SETTINGS
 from tests.infra.conftest import require_layers
 from tests.infra.imports import RUNTIME_PROVIDED, ImportGraph
 from tests.infra.stack_view import ROOT

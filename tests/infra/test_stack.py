@@ -6,8 +6,8 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
-from hub.settings import FUNCTION_SETTINGS
 
+from hub.settings import FUNCTION_SETTINGS
 from infra.function import SHARED_VARIABLES
 from infra.queues import VISIBILITY_FACTOR
 from tests.infra.stack_view import Synth, function_by_name, render

@@ -7,9 +7,9 @@ import threading
 
 import boto3
 import pytest
-from hub.ledger import Ledger
 
 from functions.crm_webhook.handler import handler
+from hub.ledger import Ledger
 from tests.support.aws import REGION, drain, lambda_context
 from tests.support.events import load_json, load_text
 from tests.support.webhooks import OLD_SECRET, TEST_SECRET, api_event, change_body, signed_headers

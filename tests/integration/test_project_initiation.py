@@ -11,15 +11,15 @@ import time
 
 import boto3
 import pytest
+
+from functions.initiation_starter.handler import handler as starter_handler
+from functions.initiation_steps.handler import handler as steps_handler
 from hub.errors import PermanentError, ThrottledError, TransientError
 from hub.events import EventPublisher
 from hub.flows.initiation.intake import business_key, correlation_id_for, intake_message
 from hub.flows.initiation.steps import StepDeps
 from hub.ledger import Ledger
 from hub.routing import RoutingTable
-
-from functions.initiation_starter.handler import handler as starter_handler
-from functions.initiation_steps.handler import handler as steps_handler
 from local import lambda_runtime
 from tests.support.aws import REGION, drain, lambda_context, sqs_event
 from tests.support.builders import opportunity

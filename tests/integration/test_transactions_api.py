@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from hub.ledger import Ledger, Status
-
 from functions.transactions_api.handler import handler
+from hub.ledger import Ledger, Status
 from tests.support.aws import lambda_context
 
 CID = "3f1c9d3e-8b1a-5c1e-9d2f-0a1b2c3d4e5f"

@@ -1,6 +1,6 @@
 import pytest
-from hub.webhooks import MalformedBody, parse_outbound_message, soap_ack
 
+from hub.webhooks import MalformedBody, parse_outbound_message, soap_ack
 from tests.support.events import load_text
 
 

@@ -1,8 +1,8 @@
 import time
 
 import pytest
-from hub.webhooks import SignatureError, signing_secrets, verify_standard_webhook
 
+from hub.webhooks import SignatureError, signing_secrets, verify_standard_webhook
 from tests.support.webhooks import OLD_SECRET, TEST_SECRET, signed_headers
 
 BODY = b'{"type":"opportunity.changed","data":{}}'

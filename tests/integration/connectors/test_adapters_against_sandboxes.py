@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 import pytest
+
 from hub.connectors.factory import crm_from_secret, erp_from_secret, psa_from_secret
 from hub.connectors.http import RetryPolicy
 from hub.connectors.kantata import KantataPsa
@@ -24,7 +25,6 @@ from hub.connectors.salesforce import SalesforceCrm
 from hub.errors import DataValidationError, PermanentError, ThrottledError, TransientError
 from hub.flows.initiation.planning import plan_project
 from hub.model import Account, Project
-
 from local.sandboxes import Faults, KantataSandbox, NetSuiteSandbox, SalesforceSandbox
 from tests.support.builders import opportunity
 

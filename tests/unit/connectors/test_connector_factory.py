@@ -6,6 +6,7 @@ import json
 
 import httpx
 import pytest
+
 from hub.connectors.factory import crm_from_secret, erp_from_secret, psa_from_secret
 from hub.connectors.kantata import KantataPsa
 from hub.connectors.netsuite import NetSuiteErp

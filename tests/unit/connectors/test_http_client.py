@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from hub.connectors.http import (
     DEFAULT_TIMEOUT,
     ApiClient,

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from hub.connectors.kantata import KantataPsa, classify
 from hub.errors import DataValidationError, PermanentError, ThrottledError, TransientError
 from hub.model import Account, BillingSchedule, BillingType, Milestone, Money, Project, WbsTask

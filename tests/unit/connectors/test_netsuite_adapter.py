@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from hub.connectors.netsuite import NetSuiteErp, classify_for, netsuite_base_url
 from hub.errors import ConflictError, DataValidationError, PermanentError, ThrottledError, TransientError
 from hub.model import Account, BillingSchedule, BillingType, Money, Project

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+
 from hub.connectors.salesforce import SalesforceCrm, api_usage, classify
 from hub.errors import (
     ConflictError,

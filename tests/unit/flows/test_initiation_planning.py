@@ -2,9 +2,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+
 from hub.flows.initiation.planning import plan_project, term_months
 from hub.model import BillingType
-
 from tests.support.builders import money, opportunity
 
 

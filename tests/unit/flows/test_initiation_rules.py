@@ -1,7 +1,7 @@
 import pytest
+
 from hub.flows.initiation.rules import problems_for_initiation
 from hub.model import BillingType
-
 from tests.support.builders import money, opportunity
 
 

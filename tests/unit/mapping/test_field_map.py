@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 import pytest
+
 from hub.mapping.fields import (
     Field,
     FieldMap,

@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+
 from hub.mapping import kantata as km
 from hub.model import Account, BillingSchedule, BillingType, Milestone, Money, Project, WbsTask
 

@@ -7,10 +7,11 @@ import re
 from decimal import Decimal
 
 import pytest
-from hub.mapping import netsuite as nm
-from hub.model import Account, BillingSchedule, BillingType, Money, Project
 from hypothesis import given
 from hypothesis import strategies as st
+
+from hub.mapping import netsuite as nm
+from hub.model import Account, BillingSchedule, BillingType, Money, Project
 
 ACCOUNT = Account(crm_id="001Dn00000Z9y8xAAA", name="Acme Ltd")
 

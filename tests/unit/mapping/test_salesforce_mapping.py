@@ -7,6 +7,10 @@ import json
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
 from hub.mapping.salesforce import (
     BILLING_TYPES,
     datetime_out,
@@ -16,9 +20,6 @@ from hub.mapping.salesforce import (
     write_back_to_salesforce,
 )
 from hub.model import Account, BillingType, LineItem, Money, Opportunity
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pydantic import ValidationError
 
 OPP_ID = "006Dn00000A1b2cAAB"
 ACC_ID = "001Dn00000Z9y8xAAA"
