@@ -173,6 +173,8 @@ class LocalStack:
         port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+        if self.quiet:  # moto logs every Fail state (a parked deal) as an error; the ledger tells it better
+            logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._moto.start()
         self.endpoint = f"http://127.0.0.1:{port}"
         self._set_env(
