@@ -18,6 +18,11 @@ DEFAULT_CRM_ORG_ID = "00D000000000001AAA"
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 _SYSTEM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _ORG_ID = re.compile(r"^[A-Za-z0-9]{15,18}$")  # the same rule as CrmWebhookSettings.crm_org_id
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Who alerts are routed to (one SNS topic each, infra/monitoring.py): deals that did not become projects,
+# and the platform itself being unhealthy.
+AUDIENCES = ("sales-ops", "integration-engineers")
 
 
 class ConfigError(ValueError):
@@ -63,6 +68,40 @@ class HubConfig:
             erp_systems=tuple(str(s).strip() for s in systems),
             crm_org_id=str(context.get("crmOrgId", DEFAULT_CRM_ORG_ID)),
         )
+
+
+def alarm_emails_from_context(value: Any) -> dict[str, tuple[str, ...]]:
+    """Context ``alarmEmails``: ``{audience: [email, ...]}`` subscribed to that audience's alert topic.
+
+    Absent or empty: no subscriptions (subscribe tools or people to the topics after deploy). From the CLI:
+    ``-c alarmEmails='{"sales-ops": ["salesops@example.com"]}'``.
+    """
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"alarmEmails: not JSON ({error}); give {{audience: [emails]}}") from error
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"alarmEmails: give {{audience: [emails]}}, not {type(value).__name__}")
+    emails: dict[str, tuple[str, ...]] = {}
+    for audience, addresses in value.items():
+        if audience not in AUDIENCES:
+            raise ConfigError(
+                f"alarmEmails: unknown audience {audience!r}; the audiences are {list(AUDIENCES)}"
+            )
+        listed = [addresses] if isinstance(addresses, str) else addresses
+        if not isinstance(listed, list | tuple):
+            raise ConfigError(f"alarmEmails.{audience}: give a list of email addresses")
+        for address in listed:
+            if not isinstance(address, str) or not _EMAIL.match(address):
+                raise ConfigError(f"alarmEmails.{audience}: {address!r} is not an email address")
+        if len(set(listed)) != len(listed):
+            raise ConfigError(f"alarmEmails.{audience}: duplicates in {list(listed)}")
+        if listed:
+            emails[audience] = tuple(listed)
+    return emails
 
 
 @dataclass(frozen=True)

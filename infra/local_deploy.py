@@ -16,11 +16,17 @@ The local stack and the infra tests call :func:`deploy_to_moto` with a boto3 ses
    - ``AWS::Events::Archive``: moto parses ``EventPattern`` only as a JSON string: it is serialized;
    - ``AWS::ApiGateway::Stage`` is skipped: its name moves onto its deployment (moto then creates the
      stage) and its ``Ref`` becomes the stage name, as in AWS;
+   - ``AWS::CloudWatch::Alarm``, ``AWS::SNS::TopicPolicy`` and ``AWS::SNS::Subscription`` have no moto
+     model and reference what the stack creates: they are set aside (see ``CREATED_AFTER``) and created
+     through their APIs in step 5. An alarm's ``Ref`` becomes its name and its ``Arn`` the ARN built from
+     that name (the dashboard's alarm widgets read it), so each alarm needs a literal ``AlarmName``;
 
 4. creates the stack, waits for ``CREATE_COMPLETE``, then
 5. writes each state machine's definition with its ``DefinitionSubstitutions`` applied (moto ignores
    them) through the Step Functions API, which re-creates the machine in moto's executing backend when
-   ``execute_state_machine`` is on, and sets each function's ``Layers`` (moto's CloudFormation drops them);
+   ``execute_state_machine`` is on, sets each function's ``Layers`` (moto's CloudFormation drops them),
+   applies the topic policies, subscribes the subscriptions and puts the alarms, their properties resolved
+   against the deployed stack;
 6. returns the stack outputs.
 
 Left out of the moto deployment (no moto model, nothing the local stack needs): ``AWS::SQS::QueuePolicy``
@@ -150,13 +156,19 @@ def publish_assets(s3: Any, artifact: StackArtifact, *, account: str, region: st
 # --- template adjustments for moto --------------------------------------------------------------------
 
 
-def _replace_refs(node: Any, literals: Mapping[str, Any]) -> Any:
+def _replace_refs(
+    node: Any, literals: Mapping[str, Any], attributes: Mapping[tuple[str, str], Any] | None = None
+) -> Any:
+    """``Ref`` of a logical id in ``literals``, and ``Fn::GetAtt`` of one in ``attributes``, replaced."""
+    attributes = attributes or {}
     if isinstance(node, dict):
         if set(node) == {"Ref"} and node["Ref"] in literals:
             return literals[node["Ref"]]
-        return {key: _replace_refs(value, literals) for key, value in node.items()}
+        if set(node) == {"Fn::GetAtt"} and tuple(node["Fn::GetAtt"]) in attributes:
+            return attributes[tuple(node["Fn::GetAtt"])]
+        return {key: _replace_refs(value, literals, attributes) for key, value in node.items()}
     if isinstance(node, list):
-        return [_replace_refs(item, literals) for item in node]
+        return [_replace_refs(item, literals, attributes) for item in node]
     return node
 
 
@@ -274,6 +286,34 @@ def _fold_stages(template: dict[str, Any]) -> dict[str, str]:
     return names
 
 
+# No moto CloudFormation model, and their properties name what the stack creates (topics, queues, functions):
+# set aside before create_stack, then created through their APIs against the deployed stack
+# (:func:`create_set_aside`).
+CREATED_AFTER = frozenset({"AWS::CloudWatch::Alarm", "AWS::SNS::TopicPolicy", "AWS::SNS::Subscription"})
+
+
+def _alarm_names(template: dict[str, Any], account: str, region: str) -> tuple[dict, dict]:
+    """Each alarm's ``Ref`` (its name) and ``Arn``, as CloudFormation would answer them."""
+    names: dict[str, str] = {}
+    arns: dict[tuple[str, str], str] = {}
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        name = resource.get("Properties", {}).get("AlarmName")
+        if not isinstance(name, str):
+            raise LocalDeployError(f"alarm {logical_id}: give it a literal AlarmName so it deploys locally")
+        names[logical_id] = name
+        arns[(logical_id, "Arn")] = f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+    return names, arns
+
+
+def set_aside(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Remove the ``CREATED_AFTER`` resources from a prepared template; logical id -> resource."""
+    aside = {k: r for k, r in template["Resources"].items() if r["Type"] in CREATED_AFTER}
+    _drop_resources(template, set(aside))
+    return aside
+
+
 def _stringify_archive_patterns(template: dict[str, Any]) -> None:
     """moto parses an archive's EventPattern as a JSON string only; CloudFormation also takes an object."""
     for resource in template["Resources"].values():
@@ -285,7 +325,8 @@ def _stringify_archive_patterns(template: dict[str, Any]) -> None:
 def prepare_template(
     template: Mapping[str, Any], client: Callable[[str], Any], *, account: str, region: str
 ) -> dict[str, Any]:
-    """A copy of ``template`` that moto's CloudFormation deploys completely (see the module docstring).
+    """A copy of ``template`` that moto's CloudFormation deploys completely (see the module docstring),
+    once :func:`set_aside` has taken out the resources created after the stack.
 
     Secrets and layer versions are created through the APIs here, so call it once per deploy.
     """
@@ -298,7 +339,8 @@ def prepare_template(
     }
     _drop_resources(prepared, set(replaced))
     _stringify_archive_patterns(prepared)
-    return _replace_refs(prepared, {**replaced, **_named_refs(prepared)})
+    alarm_names, alarm_arns = _alarm_names(prepared, account, region)
+    return _replace_refs(prepared, {**replaced, **_named_refs(prepared), **alarm_names}, alarm_arns)
 
 
 # --- state machine definitions ------------------------------------------------------------------------
@@ -322,6 +364,20 @@ class _Resolver:
         known = [r for r in described if r.get("LogicalResourceId") and r.get("PhysicalResourceId")]
         self._physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in known}
         self._types = {r["LogicalResourceId"]: r["ResourceType"] for r in known}
+
+    def deep(self, node: Any) -> Any:
+        """``node`` with every intrinsic in it evaluated (policy documents, alarm dimensions...)."""
+        if (
+            isinstance(node, dict)
+            and len(node) == 1
+            and next(iter(node)) in ("Ref", "Fn::GetAtt", "Fn::Join")
+        ):
+            return self(node)
+        if isinstance(node, dict):
+            return {key: self.deep(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self.deep(item) for item in node]
+        return node
 
     def __call__(self, node: Any) -> Any:
         if isinstance(node, str):
@@ -405,6 +461,65 @@ def _attach_layers(template: Mapping[str, Any], resolver: _Resolver, lambda_: An
             )
 
 
+# What put_metric_alarm takes: CloudFormation's alarm properties carry the API's parameter names.
+_ALARM_PROPERTIES = frozenset(
+    {
+        "AlarmName",
+        "AlarmDescription",
+        "ActionsEnabled",
+        "AlarmActions",
+        "OKActions",
+        "InsufficientDataActions",
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "ExtendedStatistic",
+        "Period",
+        "Unit",
+        "EvaluationPeriods",
+        "DatapointsToAlarm",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "EvaluateLowSampleCountPercentile",
+        "Metrics",
+        "ThresholdMetricId",
+    }
+)
+
+
+def _only(logical_id: str, properties: Mapping[str, Any], known: frozenset[str] | set[str]) -> None:
+    unknown = sorted(set(properties) - set(known))
+    if unknown:
+        raise LocalDeployError(f"{logical_id}: {unknown} are not applied locally; teach local_deploy them")
+
+
+def create_set_aside(aside: Mapping[str, Mapping[str, Any]], resolver: _Resolver, client: Callable) -> None:
+    """Create the set-aside resources through their APIs: topic policies, subscriptions, then alarms."""
+    by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for logical_id, resource in aside.items():
+        properties = resolver.deep(resource.get("Properties", {}))
+        by_type.setdefault(resource["Type"], []).append((logical_id, properties))
+    sns = client("sns")
+    for logical_id, properties in by_type.get("AWS::SNS::TopicPolicy", []):
+        _only(logical_id, properties, {"Topics", "PolicyDocument"})
+        for topic_arn in properties["Topics"]:
+            sns.set_topic_attributes(
+                TopicArn=topic_arn,
+                AttributeName="Policy",
+                AttributeValue=json.dumps(properties["PolicyDocument"]),
+            )
+    for logical_id, properties in by_type.get("AWS::SNS::Subscription", []):
+        _only(logical_id, properties, {"TopicArn", "Protocol", "Endpoint"})
+        sns.subscribe(
+            TopicArn=properties["TopicArn"], Protocol=properties["Protocol"], Endpoint=properties["Endpoint"]
+        )
+    for logical_id, properties in by_type.get("AWS::CloudWatch::Alarm", []):
+        _only(logical_id, properties, _ALARM_PROPERTIES)
+        client("cloudwatch").put_metric_alarm(**properties)
+
+
 # --- the whole deploy ---------------------------------------------------------------------------------
 
 
@@ -437,6 +552,7 @@ def deploy_to_moto(
 
     template = json.loads(artifact.template_file.read_text())
     prepared = prepare_template(template, client, account=account, region=region)
+    aside = set_aside(prepared)
     cloudformation = client("cloudformation")
     try:
         cloudformation.create_stack(
@@ -462,4 +578,5 @@ def deploy_to_moto(
     resolver = _Resolver(client, stack_name, account, region)
     _apply_definitions(prepared, resolver, client("stepfunctions"))
     _attach_layers(prepared, resolver, client("lambda"))
+    create_set_aside(aside, resolver, client)
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}

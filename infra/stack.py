@@ -9,10 +9,11 @@ from constructs import Construct
 
 from infra import tables as tbl
 from infra.api import HubApi
-from infra.config import HubConfig, SourcePaths
+from infra.config import HubConfig, SourcePaths, alarm_emails_from_context
 from infra.events import HubEvents
 from infra.function import FunctionDefaults, ServiceFunction
 from infra.layers import HubLayers
+from infra.monitoring import Monitoring
 from infra.queues import Queues
 from infra.secrets import HubSecrets
 from infra.workflow import ProjectInitiation
@@ -147,8 +148,22 @@ class HubStack(Stack):
         )
 
         self.functions = {f.name: f for f in (webhook, transactions, steps, starter)}
+
+        # --- Alarms routed to who acts on them (sales ops, integration engineers), and the dashboard.
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            prefix=prefix,
+            metrics_namespace=defaults.metrics_namespace,
+            functions={name: f.function for name, f in self.functions.items()},
+            state_machine=workflow.state_machine,
+            parked_queue=intake.dlq,
+            rest_api=api.rest_api,
+            alarm_emails=alarm_emails_from_context(self.node.try_get_context("alarmEmails")),
+        )
+
         self.tables, self.queues, self.events, self.secrets = tables, queues, bus, secrets
-        self.api, self.workflow, self.layers = api, workflow, layers
+        self.api, self.workflow, self.layers, self.monitoring = api, workflow, layers, monitoring
 
         # --- What the local stack, the CLI and ops discover after deploy.
         outputs: dict[str, tuple[str, str]] = {
@@ -162,6 +177,14 @@ class HubStack(Stack):
             "ProjectInitiationStateMachineArn": (
                 workflow.state_machine.state_machine_arn,
                 "Project-initiation state machine",
+            ),
+            "SalesOpsTopicArn": (
+                monitoring.topics["sales-ops"].topic_arn,
+                "Alerts for sales ops: closed-won deals that did not become projects",
+            ),
+            "IntegrationEngineersTopicArn": (
+                monitoring.topics["integration-engineers"].topic_arn,
+                "Alerts for integration engineers: the platform itself is unhealthy",
             ),
             "EventBusName": (bus.bus.event_bus_name, "Business event bus"),
             "EventArchiveName": (bus.archive.archive_name, "Archive of every business event"),

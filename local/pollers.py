@@ -11,12 +11,14 @@ messages to the dead-letter queue, where ops redrive them.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-LOCAL_VISIBILITY_SECONDS = 2  # deployed queues use their own (longer) timeout; locally we retry sooner
+LOCAL_VISIBILITY_SECONDS = 60  # while a batch is being handled; longer than any local invocation
+LOCAL_RETRY_DELAY_SECONDS = 2  # a failed record comes back this soon (deployed: the queue's own timeout)
 
 
 @dataclass
@@ -72,7 +74,11 @@ class QueuePoller:
             if not messages:
                 self._stop.wait(0.05)
                 continue
-            self._deliver(messages)
+            try:
+                self._deliver(messages)
+            except Exception:  # the poller outlives any one batch; the records simply come back
+                logging.getLogger(__name__).exception("delivering a batch failed")
+                self._retry_later(messages)
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(m) for m in messages]}
@@ -88,6 +94,7 @@ class QueuePoller:
         else:
             failed = set()
         self.failed_records += len(failed)
+        self._retry_later([m for m in messages if m["MessageId"] in failed])
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self._sqs.delete_message_batch(
@@ -97,6 +104,17 @@ class QueuePoller:
                     for i, m in enumerate(done[start : start + 10])
                 ],
             )
+
+    def _retry_later(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self.mapping.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=LOCAL_RETRY_DELAY_SECONDS,
+                )
+            except Exception:  # already gone or moved: nothing to do
+                logging.getLogger(__name__).debug("could not shorten visibility", exc_info=True)
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         attributes = {k: v for k, v in (message.get("Attributes") or {}).items()}

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.flows.initiation.intake import Accepted, Delivery, OpportunityChanged, accept, problems_from
+from hub.flows.initiation.intake import (
+    Accepted,
+    Delivery,
+    OpportunityChanged,
+    accept,
+    minimal_opportunity,
+    problems_from,
+)
 from hub.observability import entry, logger, metrics
 from hub.settings import CrmWebhookSettings, load
 from hub.webhooks import (
@@ -133,7 +140,14 @@ def _json_delivery(body: bytes, headers: dict[str, str], deps: WebhookDeps) -> d
     try:
         opportunity = opportunity_from_salesforce(change.data.record)
     except ValueError as exc:
-        return _reject(400, "malformed opportunity record", problems_from(exc, "data.record."))
+        try:  # a verified deal with a bad value is parked by the flow with its problems, not bounced
+            opportunity = minimal_opportunity(change.data.record)
+        except ValueError:
+            return _reject(400, "malformed opportunity record", problems_from(exc, "data.record."))
+        logger.info(
+            "record does not map; the flow will read it again and park it",
+            extra={"problems": [p["field"] for p in problems_from(exc)]},
+        )
     accepted = deps.accept(
         Delivery(
             delivery_id=delivery_id,
@@ -213,7 +227,12 @@ def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None
     headers = _headers(event)
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     soap = content_type in SOAP_TYPES
-    body = _body(event)
+    try:
+        body = _body(event)
+    except ValueError:
+        return _reject(
+            400, "body is not valid base64", [{"field": "body", "problem": "invalid base64"}], soap=soap
+        )
     if len(body) > deps.max_body_bytes:
         return _reject(
             413, f"body of {len(body)} bytes exceeds the {deps.max_body_bytes}-byte limit", soap=soap

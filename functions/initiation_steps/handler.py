@@ -52,29 +52,50 @@ def _powertools_idempotent(
     return wrap
 
 
+@functools.lru_cache(maxsize=32)
+def _adapter(kind: str, system: str, secret_value: str) -> Any:
+    """One adapter (and its token cache) per secret *value*: a rotated secret gets a fresh adapter."""
+    from hub.connectors import factory
+
+    secret = json.loads(secret_value)
+    if kind == "crm":
+        return factory.crm_from_secret(secret)
+    if kind == "psa":
+        return factory.psa_from_secret(secret)
+    return factory.erp_from_secret(system, secret)
+
+
 @functools.cache
 def default_deps() -> StepDeps:
     from aws_lambda_powertools.utilities import parameters
 
-    from hub.connectors import factory
+    from hub.errors import PermanentError
     from hub.events import EventPublisher
     from hub.ledger import Ledger
     from hub.routing import RoutingTable
 
     settings = load(InitiationStepsSettings)
 
-    def secret(arn: str) -> dict[str, Any]:
-        return json.loads(parameters.get_secret(arn, max_age=300))
+    def secret(arn: str) -> str:
+        return parameters.get_secret(arn, max_age=300)  # re-read every five minutes: rotation is picked up
+
+    def erp(system: str) -> Any:
+        arn = settings.erp_secret_arns.get(system)
+        if arn is None:
+            raise PermanentError(
+                f"no connection is configured for ERP system {system!r}",
+                system=system,
+                code="UNKNOWN_ERP_SYSTEM",
+            )
+        return _adapter("erp", system, secret(arn))
 
     return StepDeps(
         ledger=Ledger(settings.ledger_table),
         routing=RoutingTable(settings.routing_table),
         events=EventPublisher(settings.event_bus_name),
-        crm=functools.cache(lambda: factory.crm_from_secret(secret(settings.crm_secret_arn))),
-        psa=functools.cache(lambda: factory.psa_from_secret(secret(settings.psa_secret_arn))),
-        erp=functools.cache(
-            lambda system: factory.erp_from_secret(system, secret(settings.erp_secret_arns[system]))
-        ),
+        crm=lambda: _adapter("crm", "salesforce", secret(settings.crm_secret_arn)),
+        psa=lambda: _adapter("psa", "kantata", secret(settings.psa_secret_arn)),
+        erp=erp,
         idempotent=_powertools_idempotent(settings.idempotency_table),
     )
 

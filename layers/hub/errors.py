@@ -64,3 +64,20 @@ class DataValidationError(PermanentError):
 
 
 RETRYABLE = (TransientError, ThrottledError)
+
+
+def field_problems(error: Exception, prefix: str = "") -> list[dict[str, str]]:
+    """Field-named problems from a pydantic ValidationError, without the offending values (they may be
+    personal data); any other error becomes one problem about ``prefix`` or the body."""
+    errors = getattr(error, "errors", None)
+    if callable(errors) and type(error).__name__ == "ValidationError":
+        return [
+            {
+                "field": prefix + ".".join(str(p) for p in e["loc"])
+                if e["loc"]
+                else prefix.rstrip(".") or "body",
+                "problem": e["msg"],
+            }
+            for e in errors(include_url=False, include_input=False)
+        ]
+    return [{"field": prefix.rstrip(".") or "body", "problem": str(error)}]

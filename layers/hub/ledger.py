@@ -130,8 +130,10 @@ class Ledger:
         refs: Mapping[str, Any] | None = None,
         attempt: int | None = None,
         only_if_in: frozenset[Status] | None = None,
+        only_if_attempt: int | None = None,
     ) -> bool:
-        """Move the transaction to ``status``; with ``only_if_in``, only from those statuses. True if moved."""
+        """Move the transaction to ``status``; with ``only_if_in``, only from those statuses (and with
+        ``only_if_attempt``, only while it is at that attempt). True if moved."""
         now = _now()
         names = {"#s": "status"}
         values: dict[str, Any] = {":s": str(status), ":u": now, ":g": f"ST#{status}"}
@@ -158,6 +160,9 @@ class Ledger:
                 values[f":o{i}"] = str(allowed_status)
                 allowed.append(f":o{i}")
             condition += f" AND #s IN ({', '.join(allowed)})"
+        if only_if_attempt is not None:
+            values[":expected_attempt"] = only_if_attempt
+            condition += " AND attempt = :expected_attempt"
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         exceptions = self._table.meta.client.exceptions
         try:

@@ -66,9 +66,13 @@ def verify_standard_webhook(body: bytes, headers: Mapping[str, str], secrets: Se
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SignatureError("body is not UTF-8, it cannot carry a valid signature") from exc
-    for secret in secrets:
+    try:
+        verifiers = [Webhook(secret) for secret in secrets]
+    except Exception as exc:  # our configuration, not the sender's fault: surfaces as a 5xx, retried
+        raise ValueError("a configured webhook signing secret is not a valid whsec_ secret") from exc
+    for verifier in verifiers:
         try:
-            Webhook(secret).verify(text, lowered, json_parse=False)
+            verifier.verify(text, lowered, json_parse=False)
             return lowered["webhook-id"]
         except WebhookVerificationError:
             continue

@@ -163,3 +163,42 @@ def test_bus_and_secrets_exist(deployed) -> None:
         assert secrets.describe_secret(SecretId=outputs[key])["ARN"] == outputs[key]
     webhook = secrets.get_secret_value(SecretId=outputs["WebhookSecretArn"])["SecretString"]
     assert json.loads(webhook) == {"secrets": []}
+
+
+def test_alarms_reach_the_audience_topics_and_the_dashboard_exists(deployed) -> None:
+    """Alarms and topic policies have no moto model: local_deploy creates them against the deployed stack."""
+    session, outputs, _ = deployed
+    cloudwatch = session.client("cloudwatch")
+    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="pshub-")["MetricAlarms"]}
+    parked = alarms["pshub-parked-deals"]
+    assert parked["AlarmActions"] == parked["OKActions"] == [outputs["SalesOpsTopicArn"]]
+    assert parked["Dimensions"] == [
+        {"Name": "QueueName", "Value": outputs["IntakeDlqUrl"].rsplit("/", 1)[-1]}
+    ]
+    starter = alarms["pshub-initiation-starter-errors"]
+    assert starter["AlarmActions"] == [outputs["IntegrationEngineersTopicArn"]]
+    assert starter["Dimensions"] == [
+        {"Name": "FunctionName", "Value": outputs["InitiationStarterFunctionName"]}
+    ]
+    failed = alarms["pshub-initiation-failed"]
+    assert failed["Dimensions"] == [
+        {"Name": "StateMachineArn", "Value": outputs["ProjectInitiationStateMachineArn"]}
+    ]
+    assert all(a["TreatMissingData"] == "notBreaching" for a in alarms.values())
+    body = json.loads(cloudwatch.get_dashboard(DashboardName="pshub-operations")["DashboardBody"])
+    shown = {arn for w in body["widgets"] if w["type"] == "alarm" for arn in w["properties"]["alarms"]}
+    assert shown == {a["AlarmArn"] for a in alarms.values()}
+
+
+def test_alert_topics_are_encrypted_and_tls_only(deployed) -> None:
+    session, outputs, _ = deployed
+    sns = session.client("sns")
+    for key in ("SalesOpsTopicArn", "IntegrationEngineersTopicArn"):
+        attributes = sns.get_topic_attributes(TopicArn=outputs[key])["Attributes"]
+        assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")
+        statements = json.loads(attributes["Policy"])["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+        assert sns.list_subscriptions_by_topic(TopicArn=outputs[key])["Subscriptions"] == []

@@ -20,9 +20,13 @@ def aws_env(monkeypatch):
     from hub import aws
     from hub.settings import load
 
+    from aws_lambda_powertools.utilities import parameters
+
     aws.reset_all()
     load.cache_clear()
+    parameters.clear_caches()
     yield
+    parameters.clear_caches()
     aws.reset_all()
     load.cache_clear()
 

@@ -119,14 +119,40 @@ def test_malformed_body_gets_400_naming_the_field(hub):
     assert drain(hub.intake_queue_url) == []
 
 
-def test_malformed_record_value_gets_400_naming_the_field(hub):
+def test_verified_closed_won_record_with_a_bad_value_is_recorded_for_the_flow_to_park(hub):
     record = load_json("opportunity_closed_won.json")
     record["Amount"] = "a lot"
     body = change_body(record)
     answer = _send(body, signed_headers(body))
+    assert answer["statusCode"] == 202
+    messages = [json.loads(m["Body"]) for m in drain(hub.intake_queue_url)]
+    assert len(messages) == 1 and messages[0]["opportunity"]["needs_hydration"] is True
+    assert messages[0]["opportunity"]["crm_id"] == "0065g00000AbCdEAAV"
+
+
+def test_record_without_a_usable_id_gets_400_naming_the_field(hub):
+    record = load_json("opportunity_closed_won.json")
+    record["Id"] = "not an id"
+    body = change_body(record)
+    answer = _send(body, signed_headers(body))
     assert answer["statusCode"] == 400
     problems = json.loads(answer["body"])["problems"]
-    assert any(p["field"].startswith("data.record.") and "amount" in p["field"].lower() for p in problems)
+    assert any(p["field"].startswith("data.record.") for p in problems)
+    assert drain(hub.intake_queue_url) == []
+
+
+def test_a_broken_signing_secret_is_a_503_not_the_senders_fault(hub):
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()  # the handler caches the secret for five minutes
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=hub.webhook_secret_arn, SecretString=json.dumps({"secrets": ["whsec_%%%"]})
+    )
+    body = change_body(load_json("opportunity_closed_won.json"))
+    try:
+        assert _send(body, signed_headers(body))["statusCode"] == 503
+    finally:
+        parameters.clear_caches()
 
 
 def test_wrong_content_type_gets_415(hub):

@@ -212,3 +212,71 @@ def test_duplicate_intake_messages_start_one_execution(world, hub):
     )["executions"]
     assert len(executions) == 1
     assert w.psa.calls["ensure_project"] == 1
+
+
+def test_a_stale_copy_of_the_intake_message_does_not_restart_a_parked_deal(world, hub):
+    w = world()
+    opp = opportunity(legal_entity_code=None)
+    tx = w.wait(w.start(opp))
+    assert tx["status"] == "PARKED"
+    boto3.client("sqs", region_name=REGION).send_message(
+        QueueUrl=hub.intake_queue_url, MessageBody=json.dumps(intake_message(tx["correlation_id"], opp))
+    )
+    w.consume()
+    tx = w.ledger.get(tx["correlation_id"])
+    assert tx["status"] == "PARKED" and tx["attempt"] == 1
+    assert ("start", "duplicate") in _steps(tx)
+    executions = boto3.client("stepfunctions", region_name=REGION).list_executions(
+        stateMachineArn=hub.state_machine_arn
+    )["executions"]
+    assert len(executions) == 1
+
+
+def test_a_failing_park_step_still_holds_the_deal_for_ops_with_a_reason(world, hub):
+    class BrokenBus:
+        def publish(self, *envelopes):
+            raise PermanentError("bus refused", system="eventbridge")
+
+    w = world()
+    w.deps.events = BrokenBus()
+    tx = w.wait(w.start(opportunity(legal_entity_code=None)))
+    held = [json.loads(m["Body"]) for m in drain(hub.intake_dlq_url)]
+    assert [h["correlationId"] for h in held] == [tx["correlation_id"]]
+    assert "park step failed" in held[0]["parkedReason"] and "DataValidationError" in held[0]["parkedReason"]
+
+
+def test_a_failure_after_the_last_step_does_not_park_a_completed_deal(world, hub):
+    from hub.flows.initiation import steps
+
+    w = world()
+    real = steps.STEPS["publish_activated"]
+
+    def publish_then_lose_the_answer(state, deps):
+        real(state, deps)
+        deps.ledger.set_status(state["correlationId"], steps.Status.COMPLETED)
+        raise PermanentError("lost after publishing", system="hub")
+
+    steps.STEPS["publish_activated"] = publish_then_lose_the_answer
+    try:
+        tx = w.wait(w.start(opportunity()))
+    finally:
+        steps.STEPS["publish_activated"] = real
+    assert tx["status"] == "COMPLETED"
+    assert drain(hub.intake_dlq_url) == []
+    assert hub.events("TransactionParked") == []
+
+
+def test_a_record_that_no_longer_maps_after_hydration_parks_naming_the_fields(world, hub):
+    class UnmappableCrm(FakeCrm):
+        def get_opportunity(self, crm_id):
+            from hub.model import Money
+
+            return Money(amount="not money", currency="usd")  # raises pydantic's ValidationError
+
+    w = world()
+    w.crm = UnmappableCrm()
+    opp = opportunity().model_copy(update={"needs_hydration": True})
+    tx = w.wait(w.start(opp))
+    assert tx["status"] == "PARKED"
+    assert tx["reason"].startswith("DataValidationError") and "amount" in tx["reason"]
+    assert "not money" not in json.dumps(tx)  # the offending value is not copied into the ledger

@@ -182,14 +182,15 @@ class KantataPsa:
         ):
             if not km.belongs_to(item, psa_project_id):
                 continue
-            title = str(item.get("title") or "")
-            if title not in existing or _id_order(item["id"]) < _id_order(existing[title]):
-                existing[title] = item["id"]
+            # Matched on the milestone code that starts the title, not the whole title: a line item renamed
+            # or a date moved between a park and its redrive must not create a second billing milestone.
+            code = km.billing_milestone_code(str(item.get("title") or ""))
+            if code not in existing or _id_order(item["id"]) < _id_order(existing[code]):
+                existing[code] = item["id"]
         ids: list[str] = []
         for milestone in schedule.milestones:
-            title = km.billing_milestone_title(milestone)
-            if title in existing:
-                ids.append(existing[title])
+            if milestone.code in existing:
+                ids.append(existing[milestone.code])
                 continue
             story_id = None
             if milestone.wbs_code is not None:
@@ -208,7 +209,7 @@ class KantataPsa:
                 json=km.billing_milestone_body(psa_project_id, milestone, story_id),
             )
             created = self._created(answer, "billing_milestones")
-            existing[title] = created
+            existing[milestone.code] = created
             ids.append(created)
         return ids
 

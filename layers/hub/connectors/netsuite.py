@@ -50,7 +50,9 @@ ERROR_CODES: dict[str, type[HubError]] = {
     "NONEXISTENT_ID": PermanentError,
     "INVALID_LOGIN": PermanentError,
     "INSUFFICIENT_PERMISSION": PermanentError,
-    "DUP_RCRD": ConflictError,
+    # On an upsert by external id, a duplicate means a concurrent first upsert of the same id won the race:
+    # the same upsert, retried, updates the winner's record.
+    "DUP_RCRD": TransientError,
     "INVALID_CONTENT": DataValidationError,
     "INVALID_VALUE": DataValidationError,
     "USER_ERROR": DataValidationError,

@@ -112,6 +112,11 @@ def wbs_code_of(story: Mapping[str, Any]) -> str | None:
     return found.group(1) if found else None
 
 
+def billing_milestone_code(title: str) -> str:
+    """The milestone code a title made by ``billing_milestone_title`` starts with."""
+    return title.split(" - ", 1)[0].strip()
+
+
 def billing_milestone_title(milestone: Milestone) -> str:
     return f"{milestone.code} - {milestone.name}"
 

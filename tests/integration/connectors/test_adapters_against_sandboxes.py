@@ -479,3 +479,20 @@ def test_given_a_flaky_netsuite_when_the_upserts_are_retried_then_they_succeed_w
     assert [r["id"] for r in sandbox.records("customer")] == [customer_id]
     assert [r["id"] for r in sandbox.records("job")] == [job_id]
     assert {kind for kind in injected(faults) if sandbox.call_count(fault=kind)} == injected(faults)
+
+
+def test_given_a_renamed_line_item_after_a_park_when_the_schedule_is_ensured_again_then_no_second_milestone(
+    project: Project,
+):
+    sandbox = KantataSandbox()
+    psa = kantata_adapter(sandbox)
+    workspace = psa.ensure_project(project)
+    tasks = psa.ensure_wbs(workspace, project.wbs)
+    first = psa.ensure_billing_schedule(workspace, project.billing_schedule, tasks)
+    renamed = project.billing_schedule.model_copy(
+        update={"milestones": tuple(m.model_copy(update={"name": m.name + " (renamed)"})
+                                    for m in project.billing_schedule.milestones)}
+    )
+    again = psa.ensure_billing_schedule(workspace, renamed, tasks)
+    assert again == first
+    assert len(sandbox.billing_milestones(workspace)) == len(project.billing_schedule.milestones)

@@ -265,7 +265,8 @@ def test_given_invalid_values_when_upserting_then_data_validation_error_names_th
         (ns_error(404, "RCRD_DSNT_EXIST"), PermanentError),
         (ns_error(401, "INVALID_LOGIN"), PermanentError),
         (ns_error(403, "INSUFFICIENT_PERMISSION"), PermanentError),
-        (ns_error(409, "DUP_RCRD"), ConflictError),
+        (ns_error(400, "DUP_RCRD"), TransientError),  # a racing first upsert: retry updates
+        (httpx.Response(409, json={"title": "Conflict"}), ConflictError),
         (ns_error(500, "UNEXPECTED_ERROR"), TransientError),
         (httpx.Response(503, text="maintenance"), TransientError),
     ],

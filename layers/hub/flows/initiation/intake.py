@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.errors import field_problems
 from hub.flows.initiation import FLOW
 from hub.ledger import Ledger, Status
 from hub.model import Opportunity
@@ -119,18 +120,31 @@ class OpportunityChanged(BaseModel):
     data: ChangeData
 
 
+def minimal_opportunity(record: dict[str, Any]) -> Opportunity:
+    """The opportunity's identity only, for a verified delivery whose record does not map cleanly.
+
+    The deal is then recorded and read again from the CRM by the flow (``needs_hydration``), which parks it
+    with the mapping problems where ops and sales can see and fix them, instead of a 400 that the sender
+    retries and eventually drops. Raises ValueError when even the identity is unusable.
+    """
+    import datetime as dt
+
+    modified = record.get("SystemModstamp") or record.get("LastModifiedDate")
+    try:
+        last_modified = dt.datetime.fromisoformat(str(modified).replace("Z", "+00:00")) if modified else None
+    except ValueError:
+        last_modified = None
+    if last_modified is not None and last_modified.tzinfo is None:
+        last_modified = None
+    return Opportunity(
+        crm_id=str(record.get("Id") or ""),
+        name=str(record.get("Name") or record.get("Id") or "?"),
+        stage=str(record.get("StageName") or ""),
+        last_modified=last_modified or dt.datetime.now(dt.UTC),
+        needs_hydration=True,
+    )
+
+
 def problems_from(error: Exception, prefix: str = "") -> list[dict[str, str]]:
     """Field-named problems from a pydantic ValidationError (or any error, as one body-level problem)."""
-    from pydantic import ValidationError
-
-    if isinstance(error, ValidationError):
-        return [
-            {
-                "field": prefix + ".".join(str(p) for p in e["loc"])
-                if e["loc"]
-                else prefix.rstrip(".") or "body",
-                "problem": e["msg"],
-            }
-            for e in error.errors(include_url=False, include_input=False)
-        ]
-    return [{"field": prefix.rstrip(".") or "body", "problem": str(error)}]
+    return field_problems(error, prefix)

@@ -12,6 +12,10 @@ def problems_for_initiation(opp: Opportunity) -> list[dict[str, str]]:
     def missing(field: str, what: str) -> None:
         problems.append({"field": field, "problem": f"missing {what}"})
 
+    if opp.stage != "Closed Won":  # re-read from the CRM: a notification's claim is not enough
+        problems.append(
+            {"field": "stage", "problem": f"the opportunity is {opp.stage!r} in the CRM, not 'Closed Won'"}
+        )
     if opp.account is None:
         missing("account", "account")
     if opp.legal_entity_code is None:

@@ -2,9 +2,10 @@
 
 The execution name is the correlation id (``{id}-{attempt}`` for redrives), so Step Functions itself refuses
 a second execution of the same attempt: duplicates from the queue, concurrent deliveries and redriven
-messages cannot start a second project. A message for a parked transaction (ops redrove it from the
-dead-letter queue) starts the next attempt, which re-reads the opportunity from the CRM so that a fix made
-there is picked up; every step is idempotent, so a resumed transaction completes what is missing.
+messages cannot start a second project. An explicit redrive of a parked transaction (its held message,
+moved back from the dead-letter queue or rebuilt from the ledger) starts the next attempt, which re-reads
+the opportunity from the CRM so that a fix made there is picked up; every step is idempotent, so a resumed
+transaction completes what is missing.
 """
 
 from __future__ import annotations
@@ -38,10 +39,24 @@ def start(message: dict[str, Any], *, ledger: Ledger, sfn: Any, state_machine_ar
     if status in (Status.COMPLETED, Status.IGNORED):
         ledger.checkpoint(cid, "start", "duplicate", attempt=attempt, detail={"status": str(status)})
         return f"duplicate-{status.lower()}"
-    if status is Status.PARKED:
-        attempt += 1
-        if not ledger.set_status(cid, Status.QUEUED, attempt=attempt, only_if_in=frozenset({Status.PARKED})):
+    redrive = "parkedReason" in message and int(message.get("attempt", 0)) == attempt
+    if status is Status.PARKED or (redrive and status is Status.RUNNING):
+        # Only an explicit redrive (a held message of the attempt that parked) starts the next attempt; a
+        # stale copy of an older message (SQS at-least-once, a racing delivery) must not restart a parked
+        # deal by itself. RUNNING with a held message: the park step failed to write the ledger.
+        if not redrive:
+            ledger.checkpoint(cid, "start", "duplicate", attempt=attempt, detail={"status": str(status)})
+            return "duplicate-parked"
+        moved = ledger.set_status(
+            cid,
+            Status.QUEUED,
+            attempt=attempt + 1,
+            only_if_attempt=attempt,
+            only_if_in=frozenset({Status.PARKED, Status.RUNNING}),
+        )
+        if not moved:
             return "duplicate-redrive"  # another redrive of the same transaction won the race
+        attempt += 1
     payload = {
         "correlationId": cid,
         "attempt": attempt,

@@ -10,19 +10,27 @@ already successful step returns the stored result without calling the vendor aga
 
 from __future__ import annotations
 
-import contextlib
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.connectors.ports import CrmPort, ErpPort, PsaPort
-from hub.errors import RETRYABLE, DataValidationError, HubError
+from hub.errors import (
+    RETRYABLE,
+    DataValidationError,
+    HubError,
+    PermanentError,
+    TransientError,
+    field_problems,
+)
 from hub.events import EventPublisher
 from hub.flows.initiation.planning import plan_project
 from hub.flows.initiation.rules import describe, problems_for_initiation
 from hub.ledger import Ledger, Status
 from hub.model import EventEnvelope, Opportunity, Project
+from hub.observability import logger
 from hub.routing import RoutingTable
 
 State = Mapping[str, Any]
@@ -146,12 +154,19 @@ def _refs(state: State) -> dict[str, Any]:
     }
 
 
+def event_id(correlation_id: str, event_type: str, attempt: int) -> str:
+    """Deterministic: a re-publish after a retry carries the same id, so subscribers can drop it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{correlation_id}:{event_type}:{attempt}"))
+
+
 def publish_activated(state: State, deps: StepDeps) -> Result:
     opp = _opportunity(state)
     cid = state["correlationId"]
+    attempt = int(state.get("attempt", 1))
     refs = _refs(state)
     assert opp.amount is not None and opp.billing_type is not None
     event = EventEnvelope(
+        id=event_id(cid, "ProjectActivated", attempt),
         type="ProjectActivated",
         correlationid=cid,
         subject=opp.crm_id,
@@ -162,12 +177,21 @@ def publish_activated(state: State, deps: StepDeps) -> Result:
             "legalEntity": opp.legal_entity_code,
             "billingType": str(opp.billing_type),
             "contractValue": {"amount": str(opp.amount.rounded().amount), "currency": opp.amount.currency},
-            "attempt": state.get("attempt", 1),
+            "attempt": attempt,
         },
     )
     deps.events.publish(event)
-    deps.ledger.set_status(cid, Status.COMPLETED, refs=refs)
     return {"eventId": event.id}
+
+
+def _complete(state: State, deps: StepDeps) -> None:
+    """COMPLETED is set outside the cached step, so a replay that skips the publish still completes."""
+    deps.ledger.set_status(
+        state["correlationId"],
+        Status.COMPLETED,
+        refs=_refs(state),
+        only_if_in=frozenset({Status.RECEIVED, Status.QUEUED, Status.RUNNING}),
+    )
 
 
 def _reason(error: Mapping[str, Any] | None) -> tuple[str, str]:
@@ -185,15 +209,27 @@ def _reason(error: Mapping[str, Any] | None) -> tuple[str, str]:
 
 
 def park(state: State, deps: StepDeps) -> Result:
-    """Stop with the reason: ledger PARKED, a TransactionParked event, and the CRM told (best effort)."""
+    """Stop with the reason: ledger PARKED and a TransactionParked event (a completed deal stays completed)."""
     cid = state["correlationId"]
+    attempt = int(state.get("attempt", 1))
     name, message = _reason(state.get("error"))
     reason = f"{name}: {message}"
     done = [step for step in ("route", "customer", "psa", "wbs", "billing", "erp", "crm") if step in state]
-    deps.ledger.set_status(cid, Status.PARKED, reason=reason, refs=_refs(state))
+    moved = deps.ledger.set_status(
+        cid,
+        Status.PARKED,
+        reason=reason,
+        refs=_refs(state),
+        only_if_in=frozenset({Status.RECEIVED, Status.QUEUED, Status.RUNNING}),
+    )
+    if not moved:
+        header = deps.ledger.header(cid) or {}
+        if header.get("status") == Status.COMPLETED:
+            return {"alreadyCompleted": True, "reason": reason, "error": name}
     opp_id = state["opportunity"]["crm_id"]
     deps.events.publish(
         EventEnvelope(
+            id=event_id(cid, "TransactionParked", attempt),
             type="TransactionParked",
             correlationid=cid,
             subject=opp_id,
@@ -203,16 +239,19 @@ def park(state: State, deps: StepDeps) -> Result:
                 "error": name,
                 "reason": message,
                 "completedSteps": done,
-                "attempt": state.get("attempt", 1),
+                "attempt": attempt,
                 "resumable": True,
             },
         )
     )
-    # The people the deal belongs to see why it has no project yet. Best effort: the ledger and the event
-    # already carry the reason, so a CRM that refuses the note does not stop the parking.
-    with contextlib.suppress(HubError):
-        deps.crm().write_back(opp_id, status=CRM_STATUS_PARKED, error=reason[:255])
     return {"reason": reason, "error": name, "completedSteps": done}
+
+
+def notify_crm_parked(state: State, deps: StepDeps) -> Result:
+    """The people the deal belongs to see on the opportunity why it has no project yet (best effort)."""
+    reason = (state.get("parked") or {}).get("reason") or "parked"
+    deps.crm().write_back(state["opportunity"]["crm_id"], status=CRM_STATUS_PARKED, error=reason[:255])
+    return {"status": CRM_STATUS_PARKED}
 
 
 STEPS: dict[str, Callable[[State, StepDeps], Result]] = {
@@ -227,6 +266,7 @@ STEPS: dict[str, Callable[[State, StepDeps], Result]] = {
     "write_back_crm": write_back_crm,
     "publish_activated": publish_activated,
     "park": park,
+    "notify_crm_parked": notify_crm_parked,
 }
 # Steps whose effects leave the hub: each runs at most once per opportunity version (see module doc).
 IDEMPOTENT_STEPS = frozenset(
@@ -269,7 +309,17 @@ def run_step(step: str, state: State, deps: StepDeps) -> Result:
             deps._wrapped[step] = deps.idempotent(step, call)
         call = deps._wrapped[step]
     try:
-        result = call(state)
+        try:
+            result = call(state)
+        except HubError:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "step raised outside the taxonomy",
+                extra={"step": step, "error": type(exc).__name__},
+                exc_info=True,
+            )
+            raise _classified(exc) from exc
     except HubError as exc:
         outcome = "retry" if isinstance(exc, RETRYABLE) else "failed"
         detail = exc.to_dict()
@@ -277,16 +327,26 @@ def run_step(step: str, state: State, deps: StepDeps) -> Result:
             detail["problems"] = exc.problems
         deps.ledger.checkpoint(cid, step, outcome, attempt=attempt, detail=detail)
         raise
-    except Exception as exc:
-        deps.ledger.checkpoint(
-            cid,
-            step,
-            "failed",
-            attempt=attempt,
-            detail={"error": type(exc).__name__, "message": str(exc)[:500]},
-        )
-        raise
+    if step == "publish_activated":
+        _complete(state, deps)
     deps.ledger.checkpoint(
         cid, step, "parked" if step == "park" else "ok", attempt=attempt, detail=_summary(result)
     )
     return result
+
+
+def _classified(exc: Exception) -> HubError:
+    """Errors from libraries, mapped onto the taxonomy (the ASL retries or parks on the class name)."""
+    kind = type(exc).__name__
+    module = type(exc).__module__ or ""
+    if kind == "ValidationError" and module.startswith("pydantic"):
+        problems = field_problems(exc)
+        return DataValidationError(
+            "the record does not fit the canonical model: "
+            + "; ".join(f"{p['field']}: {p['problem']}" for p in problems),
+            problems=problems,
+            code="MAPPING",
+        )
+    if module.startswith(("botocore", "boto3", "urllib3")):
+        return TransientError(f"AWS call failed: {kind}", system="aws", code=kind)
+    return PermanentError(f"unexpected {kind} in the hub (a bug): see the logs", system="hub", code=kind)
