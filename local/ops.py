@@ -50,6 +50,41 @@ def redrive(
     return moved
 
 
+def redrive_from_ledger(
+    sqs: Any, ledger: Any, queue_url: str, *, correlation_id: str | None = None
+) -> list[str]:
+    """Redrive parked transactions from the ledger itself (their held messages may have expired after the
+    dead-letter queue's 14-day retention). The flow re-reads each deal from the CRM, so the message only
+    needs the transaction's identity and the attempt that parked."""
+    import datetime as dt
+
+    from hub.ledger import Status
+
+    if correlation_id:
+        header = ledger.header(correlation_id)
+        parked = [header] if header and header["status"] == Status.PARKED else []
+    else:
+        parked = ledger.by_status(Status.PARKED, limit=10_000)
+    moved = []
+    for tx in parked:
+        message = {
+            "correlationId": tx["correlation_id"],
+            "attempt": int(tx.get("attempt", 1)),
+            "businessKey": tx["business_key"],
+            "parkedReason": tx.get("reason") or "parked",
+            "opportunity": {
+                "crm_id": tx["subject"],
+                "name": (tx.get("summary") or {}).get("opportunity") or tx["subject"],
+                "stage": "Closed Won",
+                "last_modified": dt.datetime.now(dt.UTC).isoformat(),
+                "needs_hydration": True,
+            },
+        }
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+        moved.append(tx["correlation_id"])
+    return moved
+
+
 cli = typer.Typer(add_completion=False, help="Ops commands for the hub (AWS or the local stack).")
 
 

@@ -17,10 +17,10 @@ def aws_env(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    from aws_lambda_powertools.utilities import parameters
+
     from hub import aws
     from hub.settings import load
-
-    from aws_lambda_powertools.utilities import parameters
 
     aws.reset_all()
     load.cache_clear()

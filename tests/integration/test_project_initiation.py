@@ -280,3 +280,20 @@ def test_a_record_that_no_longer_maps_after_hydration_parks_naming_the_fields(wo
     assert tx["status"] == "PARKED"
     assert tx["reason"].startswith("DataValidationError") and "amount" in tx["reason"]
     assert "not money" not in json.dumps(tx)  # the offending value is not copied into the ledger
+
+
+def test_a_parked_deal_whose_held_message_expired_is_redriven_from_the_ledger(world, hub):
+    from local.ops import redrive_from_ledger
+
+    opp = opportunity()
+    w = world(opp)
+    w.erps["netsuite-us"].fail_next("upsert_customer", PermanentError("customer on hold", system="netsuite"))
+    tx = w.wait(w.start(opp))
+    assert tx["status"] == "PARKED"
+    drain(hub.intake_dlq_url)  # fourteen days later the held message is gone
+    moved = redrive_from_ledger(boto3.client("sqs", region_name=REGION), w.ledger, hub.intake_queue_url)
+    assert moved == [tx["correlation_id"]]
+    w.consume()
+    tx = w.wait(tx["correlation_id"])
+    assert tx["status"] == "COMPLETED" and tx["attempt"] == 2
+    assert len(w.erps["netsuite-us"].customers) == 1 and len(w.psa.projects) == 1

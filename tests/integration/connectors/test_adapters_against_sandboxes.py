@@ -490,8 +490,12 @@ def test_given_a_renamed_line_item_after_a_park_when_the_schedule_is_ensured_aga
     tasks = psa.ensure_wbs(workspace, project.wbs)
     first = psa.ensure_billing_schedule(workspace, project.billing_schedule, tasks)
     renamed = project.billing_schedule.model_copy(
-        update={"milestones": tuple(m.model_copy(update={"name": m.name + " (renamed)"})
-                                    for m in project.billing_schedule.milestones)}
+        update={
+            "milestones": tuple(
+                m.model_copy(update={"name": m.name + " (renamed)"})
+                for m in project.billing_schedule.milestones
+            )
+        }
     )
     again = psa.ensure_billing_schedule(workspace, renamed, tasks)
     assert again == first
