@@ -202,3 +202,106 @@ def test_alert_topics_are_encrypted_and_tls_only(deployed) -> None:
             for s in statements
         )
         assert sns.list_subscriptions_by_topic(TopicArn=outputs[key])["Subscriptions"] == []
+
+
+def test_email_subscriptions_and_alarm_references_are_created_locally() -> None:
+    """The alarmEmails path (not in the default template): subscriptions, policies and alarms after the stack."""
+    import boto3
+    from moto import mock_aws
+
+    from infra.local_deploy import _Resolver, create_set_aside, prepare_template, set_aside
+
+    template = {
+        "Resources": {
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "probe-sales-ops"}},
+            "Email": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": {
+                    "Protocol": "email",
+                    "TopicArn": {"Ref": "Topic"},
+                    "Endpoint": "ops@example.com",
+                },
+            },
+            "Policy": {
+                "Type": "AWS::SNS::TopicPolicy",
+                "Properties": {
+                    "Topics": [{"Ref": "Topic"}],
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Deny",
+                                "Principal": "*",
+                                "Action": "sns:Publish",
+                                "Resource": {"Ref": "Topic"},
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ],
+                    },
+                },
+            },
+            "Alarm": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "AlarmName": "probe-parked-deals",
+                    "AlarmActions": [{"Ref": "Topic"}],
+                    "Namespace": "AWS/SQS",
+                    "MetricName": "ApproximateNumberOfMessagesVisible",
+                    "Dimensions": [{"Name": "QueueName", "Value": "probe-dlq"}],
+                    "Statistic": "Maximum",
+                    "Period": 300,
+                    "EvaluationPeriods": 1,
+                    "Threshold": 1,
+                    "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                },
+            },
+            "Dashboard": {
+                "Type": "AWS::CloudWatch::Dashboard",
+                "Properties": {
+                    "DashboardName": "probe",
+                    "DashboardBody": {
+                        "Fn::Join": [
+                            "",
+                            ['{"widgets":[{"alarms":["', {"Fn::GetAtt": ["Alarm", "Arn"]}, '"]}]}'],
+                        ]
+                    },
+                },
+            },
+        }
+    }
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        with mock_aws(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            session = boto3.Session(region_name=REGION)
+            account = session.client("sts").get_caller_identity()["Account"]
+            prepared = prepare_template(template, session.client, account=account, region=REGION)
+            aside = set_aside(prepared)
+            assert set(aside) == {"Email", "Policy", "Alarm"}
+            session.client("cloudformation").create_stack(
+                StackName="probe", TemplateBody=json.dumps(prepared)
+            )
+            resolver = _Resolver(session.client, "probe", account, REGION)
+            create_set_aside(aside, resolver, session.client)
+            assert not [w for w in caught if "not supported by moto" in str(w.message)]
+
+            sns = session.client("sns")
+            topic_arn = resolver({"Ref": "Topic"})
+            assert topic_arn.endswith(":probe-sales-ops")
+            (subscription,) = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+            assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ops@example.com")
+            policy = json.loads(sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]["Policy"])
+            assert policy["Statement"][0]["Resource"] == topic_arn
+            cloudwatch = session.client("cloudwatch")
+            (alarm,) = cloudwatch.describe_alarms(AlarmNames=["probe-parked-deals"])["MetricAlarms"]
+            assert alarm["AlarmActions"] == [topic_arn]
+            body = json.loads(cloudwatch.get_dashboard(DashboardName="probe")["DashboardBody"])
+            assert body["widgets"][0]["alarms"] == [alarm["AlarmArn"]]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

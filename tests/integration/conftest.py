@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from moto import mock_aws
@@ -22,11 +23,17 @@ def aws_env(monkeypatch):
     from hub import aws
     from hub.settings import load
 
-    aws.reset_all()
-    load.cache_clear()
-    parameters.clear_caches()
+    def forget() -> None:
+        aws.reset_all()
+        load.cache_clear()
+        parameters.clear_caches()
+        for module in list(sys.modules.values()):  # handlers cache their wiring per container, as in Lambda
+            if (getattr(module, "__name__", "") or "").startswith("functions.") and hasattr(module, "default_deps"):
+                module.default_deps.cache_clear()
+
+    forget()
     yield
-    parameters.clear_caches()
+    forget()
     aws.reset_all()
     load.cache_clear()
 
