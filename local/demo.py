@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +57,14 @@ def run_scenario(
     started = time.perf_counter()
     task = progress.add_task("sending deliveries", total=len(batch)) if progress else None
     webhook_deals = [d for d in batch if d.channel == "webhook"]
-    for deal in webhook_deals:
+
+    def send(deal: Deal) -> None:
         announcer.webhook(deal)
         if progress:
             progress.advance(task)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # Salesforce sends deliveries in parallel too
+        list(pool.map(send, webhook_deals))
     announcer.outbound([d for d in batch if d.channel == "outbound-message"], ORG_ID)
     if progress:
         progress.advance(task, OUTBOUND)
