@@ -28,7 +28,9 @@ def aws_env(monkeypatch):
         load.cache_clear()
         parameters.clear_caches()
         for module in list(sys.modules.values()):  # handlers cache their wiring per container, as in Lambda
-            if (getattr(module, "__name__", "") or "").startswith("functions.") and hasattr(module, "default_deps"):
+            if (getattr(module, "__name__", "") or "").startswith("functions.") and hasattr(
+                module, "default_deps"
+            ):
                 module.default_deps.cache_clear()
 
     forget()
