@@ -203,3 +203,26 @@ def test_outbound_message_from_another_org_is_refused(hub):
     answer = _send(body, {"content-type": "text/xml"})
     assert answer["statusCode"] == 401 and "Fault" in answer["body"]
     assert drain(hub.intake_queue_url) == []
+
+
+def test_logs_carry_ids_and_outcomes_not_customer_data(hub, monkeypatch):
+    import io
+
+    from hub.observability import logger
+    from hub.settings import load
+
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    load.cache_clear()
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)  # read exactly what the function writes
+    try:
+        record = load_json("opportunity_closed_won.json")
+        body = change_body(record)
+        _send(body, signed_headers(body))
+        _send(load_text("outbound_message.xml").encode(), {"content-type": "text/xml"})
+    finally:
+        logger.registered_handler.setStream(previous)
+    logs = buffer.getvalue()
+    assert "delivery accepted" in logs  # the logs are really read here
+    for personal in ("Northwind Traders", "Northwind ERP roll-out", "Contoso", "120000", "Discovery and design"):
+        assert personal not in logs
