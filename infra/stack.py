@@ -94,7 +94,7 @@ class HubStack(Stack):
             name="initiation_steps",
             defaults=defaults,
             description="Project initiation: runs the one step the state machine names",
-            timeout=Duration.seconds(60),
+            timeout=Duration.seconds(120),  # a connector call may retry for ~80 s (3 attempts, Retry-After)
             environment={
                 "LEDGER_TABLE": tables.ledger.table_name,
                 "ROUTING_TABLE": tables.routing.table_name,
