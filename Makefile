@@ -50,7 +50,7 @@ infra: $(STAMP) layer
 e2e: $(STAMP) layer
 	$(BIN)/python -m pytest -q tests/e2e
 
-lint: $(STAMP)
+lint: $(STAMP)  ## what CI checks before the tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

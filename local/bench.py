@@ -127,7 +127,10 @@ def demo_throughput(deals: int = 30) -> dict[str, float]:
 
 
 def main() -> int:
-    console = Console()
+    import warnings
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    console = Console(width=None if sys.stdout.isatty() else 120)
     console.print("[bold]cold imports[/] (median of", RUNS, "fresh processes)")
     boto3_ms, functions = cold_imports()
     table = Table("function", "handler ms", "handler + boto3 ms", "vs bare boto3", "goal")
