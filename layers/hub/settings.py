@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, Json
 
 S = TypeVar("S", bound="FunctionSettings")
 
+
 class FunctionSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -224,5 +224,11 @@ def test_logs_carry_ids_and_outcomes_not_customer_data(hub, monkeypatch):
         logger.registered_handler.setStream(previous)
     logs = buffer.getvalue()
     assert "delivery accepted" in logs  # the logs are really read here
-    for personal in ("Northwind Traders", "Northwind ERP roll-out", "Contoso", "120000", "Discovery and design"):
+    for personal in (
+        "Northwind Traders",
+        "Northwind ERP roll-out",
+        "Contoso",
+        "120000",
+        "Discovery and design",
+    ):
         assert personal not in logs
