@@ -236,7 +236,8 @@ class Sandbox:
     Subclasses register routes in `_register_routes`, (re)build their records in `_reset_state`, and give the
     vendor's shapes for the generic answers (`not_found_response`, `throttled_response`,
     `server_error_response`, `concurrency_exceeded_response`). `authorize` runs before a governed handler
-    (bearer checks, API budgets) and `finalize` decorates every answer (e.g. Salesforce's limit header).
+    (bearer checks, API budgets), `rate_limit` after it (a vendor's request-rate window, recorded as a fault),
+    and `finalize` decorates every answer (e.g. Salesforce's limit header).
     """
 
     vendor = "sandbox"
@@ -277,6 +278,11 @@ class Sandbox:
 
     def authorize(self, call: Call) -> httpx.Response | None:
         """Return an answer to stop the request (bad token, budget used), or None to let it through."""
+        return None
+
+    def rate_limit(self, call: Call) -> tuple[httpx.Response, str] | None:
+        """After `authorize`: a vendor rate limit's answer and the fault name it is recorded under (e.g.
+        "rate_limit"), or None to let the request through."""
         return None
 
     def finalize(self, call: Call, response: httpx.Response) -> httpx.Response:
@@ -355,6 +361,9 @@ class Sandbox:
         stopped = self.authorize(call)
         if stopped is not None:
             return self.finalize(call, stopped), None
+        limited = self.rate_limit(call)
+        if limited is not None:
+            return self.finalize(call, limited[0]), limited[1]
         if active and self.roll(faults.throttle_rate):
             return self.finalize(call, self.throttled_response(call)), "throttle"
         if active and self.roll(faults.error_rate):

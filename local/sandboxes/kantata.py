@@ -27,18 +27,36 @@ from __future__ import annotations
 import math
 import random
 import secrets
-from collections.abc import Iterable, Mapping
-from datetime import date
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from local.sandboxes.base import Call, Faults, Reply, Sandbox, json_response, utc_now
+from local.sandboxes.base import Call, Faults, Sandbox, json_response, utc_now
+from local.sandboxes.kantata_common import (
+    DEFAULT_PER_PAGE,
+    _as_dict,
+    _blank,
+    _collection,
+    _date_errors,
+    _decimal,
+    _id_list,
+    _id_text,
+    _invalid,
+    _is_date,
+    _items,
+    _matches,
+    _member,
+    _now,
+    _param,
+    _system_error,
+    _truthy,
+    _validation,
+    _window,
+)
+from local.sandboxes.kantata_time import TimeExpenseMixin
 
-BASE = "/api/v1"
-DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 200
 STORY_TYPES = ("task", "milestone", "deliverable", "issue")
 CREATOR_ROLES = ("maven", "consultant", "buyer", "client")
 REFERENCE_STATUSES = ("pending", "successful", "failed")
@@ -98,39 +116,7 @@ CURRENCIES = {
 MAX_STORY_DEPTH = 4
 
 
-def _collection(name: str) -> str:
-    return rf"{BASE}/{name}(?:\.json)?"
-
-
-def _member(name: str) -> str:
-    return rf"{BASE}/{name}/(?P<id>\d+)(?:\.json)?"
-
-
-def _system_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
-    return json_response(
-        status,
-        {"errors": [{"type": "system", "message": message}]},
-        headers=headers,
-        content_type="application/json; charset=utf-8",
-    )
-
-
-def _validation(errors: list[dict[str, Any]]) -> Reply:
-    return Reply(json_response(422, {"errors": errors}, content_type="application/json; charset=utf-8"))
-
-
-def _invalid(field: str, message: str, index: int | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": "validation", "field": field, "message": message}
-    if index is not None:
-        error["index"] = index
-    return error
-
-
-def _now() -> str:
-    return utc_now().isoformat(timespec="seconds")
-
-
-class KantataSandbox(Sandbox):
+class KantataSandbox(TimeExpenseMixin, Sandbox):
     """One Kantata OX account.
 
     Args:
@@ -139,6 +125,12 @@ class KantataSandbox(Sandbox):
         retry_after_seconds: the `Retry-After` sent with 429 answers (None to send none).
         faults / concurrency_limit: see `Sandbox`; over the limit answers 429.
         id_seed: seed of the id generator, so ids are repeatable.
+        time_zone: the account's time zone (IANA name); time entry, expense and submission timestamps are
+            rendered in it, and a `updated_after` without an offset is read in it.
+        clock: the time source of those timestamps (default: the wall clock, UTC); see also `advance_clock`.
+        approval_bumps_entry_updated_at: whether approving / rejecting / cancelling a submission also moves the
+            `updated_at` of its entries. Kantata does not document it; the default (False) is the cautious
+            assumption: a sweep that only watches entries' `updated_at` then misses late approvals.
     """
 
     vendor = "kantata"
@@ -152,11 +144,17 @@ class KantataSandbox(Sandbox):
         faults: Faults | None = None,
         concurrency_limit: int | None = None,
         id_seed: int = 0,
+        time_zone: str = "UTC",
+        clock: Callable[[], datetime] | None = None,
+        approval_bumps_entry_updated_at: bool = False,
     ) -> None:
         self.initial_tokens = tuple(tokens)
         self.account_currency = account_currency
         self.retry_after_seconds = retry_after_seconds
         self.id_seed = id_seed
+        self.time_zone = time_zone
+        self._clock = clock or utc_now
+        self.approval_bumps_entry_updated_at = approval_bumps_entry_updated_at
         super().__init__(faults=faults, concurrency_limit=concurrency_limit)
 
     # ------------------------------------------------------------------ state and routes
@@ -174,6 +172,7 @@ class KantataSandbox(Sandbox):
             "billing_milestones": rng.randrange(5_000_000, 6_000_000),
             "external_references": rng.randrange(70_000_000, 80_000_000),
         }
+        self._reset_time_expense()
 
     def _register_routes(self) -> None:
         self.route("GET", _collection("workspaces"), self._list_workspaces)
@@ -189,6 +188,7 @@ class KantataSandbox(Sandbox):
             "POST", _collection("external_references/create_or_update"), self._create_or_update_reference
         )
         self.route("DELETE", _member("external_references"), self._delete_reference)
+        self._register_time_expense_routes()
 
     # ------------------------------------------------------------------ vendor answers
     def authorize(self, call: Call) -> httpx.Response | None:
@@ -520,7 +520,13 @@ class KantataSandbox(Sandbox):
         return errors
 
     def _subject_exists(self, subject_type: str, subject_id: Any) -> bool:
-        stores = {"Workspace": self._workspaces, "Story": self._stories, "BillingMilestone": self._milestones}
+        stores = {
+            "Workspace": self._workspaces,
+            "Story": self._stories,
+            "BillingMilestone": self._milestones,
+            "TimeEntry": self._time_entries,
+            "Expense": self._expenses,
+        }
         store = stores.get(subject_type)
         return True if store is None else _id_text(subject_id) in store
 
@@ -592,6 +598,7 @@ class KantataSandbox(Sandbox):
         total: int | None = None,
         page: int = 1,
         per_page: int = DEFAULT_PER_PAGE,
+        included: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> httpx.Response:
         count = len(records) if total is None else total
         body = {
@@ -605,6 +612,8 @@ class KantataSandbox(Sandbox):
                 "page_size": per_page,
             },
         }
+        for included_key, rows in (included or {}).items():
+            body.setdefault(included_key, {}).update({r["id"]: dict(r) for r in rows})
         return json_response(200, body, content_type="application/json; charset=utf-8")
 
     def _take_id(self, collection: str) -> str:
@@ -628,12 +637,18 @@ class KantataSandbox(Sandbox):
         """Create a workspace directly (validated like the API); returns its id."""
         data = {"title": "Acme - Implementation", "price": 0, **fields}
         archived = bool(data.pop("archived", False))
+        requires_time = bool(data.pop("requires_time_approval", True))
+        requires_expenses = bool(data.pop("requires_expense_approval", True))
         with self._lock:
             values, errors = self._workspace_values(data)
             if errors:
                 raise ValueError(errors)
             workspace = self._insert_workspace(values)
             workspace["archived"] = archived
+            self._approval_settings[workspace["id"]] = {
+                "time_entries": requires_time,
+                "expenses": requires_expenses,
+            }
             return workspace["id"]
 
     def seed_story(self, workspace_id: str, **fields: Any) -> str:
@@ -683,13 +698,39 @@ class KantataSandbox(Sandbox):
             return [dict(r) for r in self._references.values()]
 
     def seed(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """{"workspaces": [{fields..., "stories": [fields...]}], "external_references": [fields...]}."""
-        created: dict[str, Any] = {"workspaces": [], "stories": [], "external_references": []}
+        """{"users": n, "workspaces": [{fields..., "stories": [fields...], "time_entries": {"count", "approve",
+        ...seed_time_entries args}, "expenses": {"count", "approve", ...seed_expenses args}}],
+        "external_references": [fields...]}. Seeded time and expenses belong to the seeded users in turn."""
+        created: dict[str, Any] = {
+            "users": self.seed_users(int(payload.get("users", 0))),
+            "workspaces": [],
+            "stories": [],
+            "time_entries": [],
+            "expenses": [],
+            "external_references": [],
+        }
+        users = created["users"] or None
+        nested = ("stories", "time_entries", "expenses")
         for workspace in payload.get("workspaces", []):
-            fields = {k: v for k, v in workspace.items() if k != "stories"}
+            fields = {k: v for k, v in workspace.items() if k not in nested}
             workspace_id = self.seed_workspace(**fields)
             created["workspaces"].append(workspace_id)
             created["stories"] += [self.seed_story(workspace_id, **s) for s in workspace.get("stories", [])]
+            for key, seed_many, approve in (
+                ("time_entries", self.seed_time_entries, self.approve_time_entries),
+                ("expenses", self.seed_expenses, self.approve_expenses),
+            ):
+                if key in workspace:
+                    options = dict(workspace[key])
+                    ids = seed_many(
+                        workspace_id,
+                        int(options.pop("count", 1)),
+                        user_ids=users,
+                        **{k: v for k, v in options.items() if k != "approve"},
+                    )
+                    if options.get("approve"):
+                        approve(ids)
+                    created[key] += ids
         created["external_references"] = [
             self.seed_external_reference(**r) for r in payload.get("external_references", [])
         ]
@@ -701,106 +742,5 @@ class KantataSandbox(Sandbox):
             "stories": self.stories(),
             "billing_milestones": self.billing_milestones(),
             "external_references": self.external_references(),
+            **self.time_expense_state(),
         }
-
-
-# --------------------------------------------------------------------------- helpers
-def _param(call: Call, key: str) -> dict[str, Any]:
-    """Rails' params.require(key): 400 when the object is missing."""
-    body = call.body if isinstance(call.body, dict) else {}
-    value = body.get(key)
-    if not isinstance(value, dict) or not value:
-        raise Reply(_system_error(400, f"param is missing or the value is empty: {key}"))
-    return value
-
-
-def _items(call: Call, singular: str, plural: str, *, limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """A single object under `singular`, or a bulk list under `plural` (up to `limit`)."""
-    body = call.body if isinstance(call.body, dict) else {}
-    if isinstance(body.get(plural), list):
-        items = body[plural]
-        if not items or len(items) > limit or not all(isinstance(i, dict) for i in items):
-            raise Reply(_system_error(400, f"{plural} must be a list of 1 to {limit} objects"))
-        return items, True
-    return [_param(call, singular)], False
-
-
-def _window(query: Mapping[str, str]) -> tuple[int, int, int, int]:
-    """(limit, offset, page, per_page) from page/per_page, or limit/offset when both are given."""
-    per_page = min(_to_int(query.get("per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
-    if per_page < 1:
-        per_page = DEFAULT_PER_PAGE
-    if query.get("limit") and query.get("offset") is not None:
-        limit = min(max(_to_int(query.get("limit"), 1), 1), MAX_PER_PAGE)
-        offset = max(_to_int(query.get("offset"), 0), 0)
-        return limit, offset, offset // limit + 1, limit
-    page = max(_to_int(query.get("page"), 1), 1)
-    return per_page, (page - 1) * per_page, page, per_page
-
-
-def _to_int(value: str | None, default: int) -> int:
-    """Ruby's to_i: junk is 0, missing is the default."""
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        return 0
-
-
-def _matches(wanted: str | None, actual: Any) -> bool:
-    return wanted is None or str(actual) == wanted
-
-
-def _id_text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool) or str(value).strip() == "":
-        return None
-    return str(value).strip()
-
-
-def _id_list(value: str | None) -> set[str] | None:
-    if value is None:
-        return None
-    return {part.strip() for part in value.split(",") if part.strip()}
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or str(value).lower() in ("true", "1")
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _is_date(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _date_errors(data: Mapping[str, Any], start_key: str, due_key: str) -> list[dict[str, Any]]:
-    errors = [
-        _invalid(key, f"{key.replace('_', ' ').capitalize()} is not a valid date")
-        for key in (start_key, due_key)
-        if data.get(key) is not None and not _is_date(data[key])
-    ]
-    if not errors and data.get(start_key) and data.get(due_key) and data[due_key] < data[start_key]:
-        errors.append(_invalid(due_key, "Due date must be on or after the start date"))
-    return errors

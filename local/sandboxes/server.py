@@ -12,7 +12,8 @@ Admin surface (JSON, never recorded in the sandbox's request log):
     POST /__sandbox/seed                                seed records (vendor payload), answers the ids
     POST /__sandbox/reset                               back to freshly constructed
 
-Run one from a shell: `python -m local.sandboxes.server netsuite --port 8003`.
+Run one from a shell: `python -m local.sandboxes.server netsuite --port 8003` (vendors: salesforce, kantata,
+netsuite, business_central).
 """
 
 from __future__ import annotations
@@ -202,7 +203,11 @@ def _handler_class(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+VENDORS = ("salesforce", "kantata", "netsuite", "business_central")
+
+
 def _build(vendor: str) -> Sandbox:
+    from local.sandboxes.business_central import BusinessCentralSandbox
     from local.sandboxes.kantata import KantataSandbox
     from local.sandboxes.netsuite import NetSuiteSandbox
     from local.sandboxes.salesforce import SalesforceSandbox
@@ -211,6 +216,7 @@ def _build(vendor: str) -> Sandbox:
         "salesforce": SalesforceSandbox,
         "kantata": KantataSandbox,
         "netsuite": NetSuiteSandbox,
+        "business_central": BusinessCentralSandbox,
     }
     return factories[vendor]()
 
@@ -218,7 +224,7 @@ def _build(vendor: str) -> Sandbox:
 def main(argv: list[str] | None = None) -> None:
     """Serve one sandbox until interrupted."""
     parser = argparse.ArgumentParser(description="Serve a SaaS sandbox on loopback.")
-    parser.add_argument("vendor", choices=("salesforce", "kantata", "netsuite"))
+    parser.add_argument("vendor", choices=VENDORS)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     with SandboxServer(_build(args.vendor), port=args.port) as running:

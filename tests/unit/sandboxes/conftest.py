@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from local.sandboxes.business_central import BusinessCentralSandbox
 from local.sandboxes.kantata import KantataSandbox
 from local.sandboxes.netsuite import NetSuiteSandbox
 from local.sandboxes.salesforce import SalesforceSandbox
@@ -45,4 +46,16 @@ def netsuite() -> NetSuiteSandbox:
 def erp_api(netsuite: NetSuiteSandbox) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {netsuite.issue_token()}"}
     with netsuite.client(netsuite.base_url, headers=headers) as client:
+        yield client
+
+
+@pytest.fixture
+def business_central() -> BusinessCentralSandbox:
+    return BusinessCentralSandbox(concurrency_limit=None)
+
+
+@pytest.fixture
+def bc_api(business_central: BusinessCentralSandbox) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {business_central.issue_token()}"}
+    with business_central.client(business_central.api_url + "/", headers=headers) as client:
         yield client
