@@ -26,6 +26,7 @@ class Status(enum.StrEnum):
     RUNNING = "RUNNING"  # an orchestration execution is working on it
     COMPLETED = "COMPLETED"
     PARKED = "PARKED"  # stopped with a reason; ops can fix and redrive
+    HELD = "HELD"  # waiting on the calendar (a closed accounting period); re-evaluated, no one needs to act
     IGNORED = "IGNORED"  # a change that starts no business transaction (recorded, acknowledged)
 
 

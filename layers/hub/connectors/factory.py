@@ -12,21 +12,29 @@ Secret shapes (extra keys are ignored):
   NetSuite does not promise to resolve).
 
 A bad secret raises ``PermanentError`` naming the keys at fault, never their values.
+
+``budget=`` (optional, a :class:`hub.concurrency.ConcurrencyBudget` of the system's pool) makes every HTTP
+request of the adapter hold one slot of that shared budget while it is in flight (retries included, the slot
+given back before any retry sleeps): the factory wraps the transport it builds, so pass ``transport=``
+rather than ``client=`` with it. Without a budget nothing changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from hub.connectors.http import DEFAULT_TIMEOUT, RetryPolicy
+from hub.connectors.http import DEFAULT_TIMEOUT, ConcurrencyTransport, RetryPolicy
 from hub.connectors.kantata import KantataPsa
 from hub.connectors.netsuite import NetSuiteErp
 from hub.connectors.salesforce import SalesforceCrm
 from hub.errors import PermanentError
+
+if TYPE_CHECKING:
+    from hub.concurrency import ConcurrencyBudget
 
 _Url = Field(min_length=1, pattern=r"^https?://")
 _Text = Field(min_length=1)
@@ -81,7 +89,17 @@ def _parse(model: type[S], secret: Mapping[str, Any], system: str) -> S:
         ) from None
 
 
-def _client(client: httpx.Client | None, transport: httpx.BaseTransport | None) -> httpx.Client:
+def _client(
+    client: httpx.Client | None,
+    transport: httpx.BaseTransport | None,
+    budget: ConcurrencyBudget | None = None,
+) -> httpx.Client:
+    if budget is not None:
+        if client is not None:
+            raise ValueError(
+                "a concurrency budget wraps the factory's own transport: pass transport=, not client="
+            )
+        transport = ConcurrencyTransport(transport or httpx.HTTPTransport(), budget.slot)
     if client is not None:
         return client
     # No redirects: Salesforce's 300 (several external-id matches) must reach the classifier.
@@ -94,10 +112,11 @@ def crm_from_secret(
     client: httpx.Client | None = None,
     transport: httpx.BaseTransport | None = None,
     retry: RetryPolicy | None = None,
+    budget: ConcurrencyBudget | None = None,
 ) -> SalesforceCrm:
     parsed = _parse(SalesforceSecret, secret, "salesforce")
     return SalesforceCrm(
-        _client(client, transport),
+        _client(client, transport, budget),
         token_url=parsed.token_url,
         client_id=parsed.client_id,
         client_secret=parsed.client_secret,
@@ -113,9 +132,12 @@ def psa_from_secret(
     client: httpx.Client | None = None,
     transport: httpx.BaseTransport | None = None,
     retry: RetryPolicy | None = None,
+    budget: ConcurrencyBudget | None = None,
 ) -> KantataPsa:
     parsed = _parse(KantataSecret, secret, "kantata")
-    return KantataPsa(_client(client, transport), token=parsed.token, base_url=parsed.base_url, retry=retry)
+    return KantataPsa(
+        _client(client, transport, budget), token=parsed.token, base_url=parsed.base_url, retry=retry
+    )
 
 
 def erp_from_secret(
@@ -125,11 +147,16 @@ def erp_from_secret(
     client: httpx.Client | None = None,
     transport: httpx.BaseTransport | None = None,
     retry: RetryPolicy | None = None,
+    budget: ConcurrencyBudget | None = None,
 ) -> NetSuiteErp:
-    """The ERP adapter for ``system_id`` (as in the routing table, e.g. ``netsuite-us``)."""
+    """The ERP adapter for ``system_id`` (as in the routing table, e.g. ``netsuite-us``).
+
+    With ``budget``, every request holds a slot of that shared budget (name it after the NetSuite account's
+    pool: every system id reaching the same account must share it).
+    """
     parsed = _parse(NetSuiteSecret, secret, system_id)
     return NetSuiteErp(
-        _client(client, transport),
+        _client(client, transport, budget),
         account_id=parsed.account_id,
         token_url=parsed.token_url,
         client_id=parsed.client_id,

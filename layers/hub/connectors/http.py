@@ -14,6 +14,12 @@ A call that is not idempotent (``POST`` by default) is replayed only when the ve
 it: throttled answers, a refused connection, a token that could not be obtained. After an ambiguous failure
 (read timeout, 5xx) it raises at once, so the adapter's own find-before-create logic decides on the next run.
 
+A shared concurrency budget holds a slot only while a request is in flight, never while sleeping between
+retries: either through ``ApiClient(concurrency=...)`` (around each attempt) or, for an adapter built by
+``hub.connectors.factory``, through :class:`ConcurrencyTransport` (around each request the adapter's
+``httpx.Client`` sends, the token request included). Use one of the two, never both: a slot would be taken
+twice per request.
+
 Logs carry system, method, path *template*, status, attempt and duration only: never tokens, secrets, bodies,
 query strings or record ids.
 """
@@ -28,7 +34,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -55,6 +61,10 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELET
 """PATCH is idempotent for the hub's calls (it sets fields to values); pass ``idempotent=`` to override."""
 
 Classifier = Callable[[httpx.Response], HubError | None]
+
+Concurrency = Callable[[], contextlib.AbstractContextManager[Any]]
+"""A shared concurrency budget's hook: each call gives a context manager holding one slot while it is open
+(``hub.concurrency.ConcurrencyBudget.slot``). Entering may raise ``ThrottledError`` when no slot frees."""
 
 
 # --------------------------------------------------------------------------------------------------- parsing
@@ -359,7 +369,7 @@ class ApiClient:
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
-        concurrency: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+        concurrency: Concurrency | None = None,
     ) -> None:
         self.http = http
         self.system = system
@@ -454,3 +464,59 @@ class ApiClient:
 
     def get_json(self, path_template: str, **kwargs: Any) -> Any:
         return parse_json(self.request("GET", path_template, **kwargs))
+
+
+# ------------------------------------------------------------------------------------------- transport
+
+
+class ConcurrencyTransport(httpx.BaseTransport):
+    """Wraps a transport so every request holds a slot of ``concurrency`` while it is in flight.
+
+    The slot is taken before the request is sent and given back when its response is closed (httpx closes
+    it once the body is read, or on any error), so it is never held while a retry loop sleeps. A
+    ``ThrottledError`` from a full budget propagates to the caller as is: the budget has already waited.
+    """
+
+    def __init__(self, transport: httpx.BaseTransport, concurrency: Concurrency) -> None:
+        self._transport = transport
+        self._concurrency = concurrency
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        held = self._concurrency()
+        held.__enter__()
+        try:
+            response = self._transport.handle_request(request)
+        except BaseException as exc:
+            held.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if not isinstance(response.stream, httpx.SyncByteStream):
+            held.__exit__(None, None, None)
+            raise TypeError("ConcurrencyTransport wraps synchronous transports only")
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_ReleasingStream(response.stream, held),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+class _ReleasingStream(httpx.SyncByteStream):
+    """A response body that gives the slot back when it is closed (once)."""
+
+    def __init__(self, stream: httpx.SyncByteStream, held: contextlib.AbstractContextManager[Any]) -> None:
+        self._stream = stream
+        self._held: contextlib.AbstractContextManager[Any] | None = held
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._stream
+
+    def close(self) -> None:
+        held, self._held = self._held, None
+        try:
+            self._stream.close()
+        finally:
+            if held is not None:
+                held.__exit__(None, None, None)

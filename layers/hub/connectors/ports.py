@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from hub.model import Account, BillingSchedule, Opportunity, Project, WbsTask
+from hub.errors import HubError
+from hub.model import (
+    Account,
+    AccountingCalendar,
+    BillingSchedule,
+    ExpenseLine,
+    Opportunity,
+    PostingDecision,
+    Project,
+    TaxTreatment,
+    TimeEntry,
+    WbsTask,
+)
 
 
 class CrmPort(Protocol):
@@ -49,3 +64,69 @@ class ErpPort(Protocol):
     def upsert_project(self, project: Project, *, customer_id: str, subsidiary_id: str) -> str:
         """Create or update the project/job with its billing terms by external id; its ERP internal id."""
         ...
+
+
+# -- time and expense to finance (issue 3) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class PostTime:
+    """A time entry that passed every check: where it lands (the routed subsidiary, the posting decision)."""
+
+    entry: TimeEntry
+    decision: PostingDecision
+    subsidiary_id: str
+
+
+@dataclass(frozen=True)
+class PostExpense:
+    line: ExpenseLine
+    decision: PostingDecision
+    tax: TaxTreatment
+    subsidiary_id: str
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    """One item's outcome, in the order posted: ``erp_id`` when it is in the ERP (new or already there),
+    else the typed ``error`` (throttled and transient ones are retried by the caller, never parked)."""
+
+    psa_id: str
+    version: int
+    erp_id: str | None = None
+    created: bool = False
+    error: HubError | None = field(default=None, compare=False)
+
+    @property
+    def posted(self) -> bool:
+        return self.erp_id is not None
+
+
+class PsaTimePort(Protocol):
+    def approved_time_entries(
+        self, *, updated_after: dt.datetime, updated_before: dt.datetime
+    ) -> Iterator[TimeEntry]:
+        """Approved time entries changed in ``[updated_after, updated_before)`` (the sweep's window, with its
+        overlap), every page, as canonical entries (their ``version`` orders their changes)."""
+        ...
+
+    def approved_expenses(
+        self, *, updated_after: dt.datetime, updated_before: dt.datetime
+    ) -> Iterator[ExpenseLine]:
+        """The same for expense lines."""
+        ...
+
+    def time_entry(self, psa_id: str) -> TimeEntry:
+        """The entry as it is now (an approval withdrawn after the webhook shows here)."""
+        ...
+
+    def expense(self, psa_id: str) -> ExpenseLine: ...
+
+
+class ErpPostingPort(Protocol):
+    """One per ERP system. Posting is idempotent by the entry's id and version (the adapter's external id);
+    adapters batch where the ERP allows it (Business Central ``$batch``), one record per call where not."""
+
+    def accounting_calendar(self, legal_entity_code: str, *, subsidiary_id: str) -> AccountingCalendar: ...
+
+    def post_time_entries(self, items: Sequence[PostTime]) -> list[PostingResult]: ...
+
+    def post_expense_lines(self, items: Sequence[PostExpense]) -> list[PostingResult]: ...

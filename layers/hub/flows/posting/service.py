@@ -1,0 +1,268 @@
+"""Posting a batch of approved time entries or expense lines to the ERP of their legal entity.
+
+For each item of the batch (a queue batch, from the PSA webhook or the sweep):
+1. the ledger says whether this entry already posted: the same version is a duplicate (redelivery, sweep
+   overlap, a DLQ redrive) and is skipped; an older posted version makes this one an *adjustment*, reported
+   for finance and never posted a second time;
+2. every check runs (``hub.flows.posting.checks``): not approved -> recorded as rejected (nothing to fix);
+   any violation -> PARKED with every reason; a closed period under a ``hold`` policy -> HELD; else posted;
+3. the postable items go to the ERP port of their route in one call per system (the adapter batches where
+   the ERP allows it); each result is recorded: posted -> COMPLETED with the ERP id and a ``TimePosted`` /
+   ``ExpensePosted`` event; throttled or transient -> returned for the queue to redeliver (never parked for
+   throttling alone); any other error -> PARKED with its reason.
+
+The ledger keys every entry by its PSA id (one transaction per entry across versions), so the counting
+in = posted + held + parked + rejected holds per batch and overall.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from hub.connectors.ports import ErpPostingPort, PostExpense, PostingResult, PostTime
+from hub.errors import RETRYABLE
+from hub.events import EventPublisher
+from hub.flows.posting import FLOW
+from hub.flows.posting.checks import Outcome, check_expense_line, check_time_entry
+from hub.ledger import Ledger, Status
+from hub.model import (
+    AccountingCalendar,
+    EventEnvelope,
+    ExpenseLine,
+    LegalEntity,
+    PostingPolicy,
+    ProjectStatus,
+    TaskStatus,
+    TaxRule,
+    TimeEntry,
+)
+from hub.routing import Route, RoutingTable
+
+Item = TimeEntry | ExpenseLine
+
+
+class PostingConfig(Protocol):
+    """The per-entity configuration and the PSA statuses the checks read."""
+
+    def policy(self, legal_entity_code: str) -> PostingPolicy: ...
+
+    def tax_rules(self, legal_entity_code: str) -> Sequence[TaxRule]: ...
+
+    def project_status(self, psa_project_id: str) -> ProjectStatus: ...
+
+    def task_status(self, psa_task_id: str) -> TaskStatus | None: ...
+
+
+@dataclass
+class PostingDeps:
+    ledger: Ledger
+    routing: RoutingTable
+    config: PostingConfig
+    erp: Callable[[str], ErpPostingPort]
+    events: EventPublisher
+    now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    _calendars: dict[tuple[str, str], AccountingCalendar] = field(default_factory=dict)
+
+    def calendar(self, route: Route) -> AccountingCalendar:
+        key = (route.erp_system, route.legal_entity.code)
+        if key not in self._calendars:  # once per container and entity: periods change rarely
+            self._calendars[key] = self.erp(route.erp_system).accounting_calendar(
+                route.legal_entity.code, subsidiary_id=route.subsidiary_id
+            )
+        return self._calendars[key]
+
+
+class Fate(StrEnum):
+    POSTED = "posted"
+    DUPLICATE = "duplicate"
+    ADJUSTMENT = "adjustment"
+    HELD = "held"
+    PARKED = "parked"
+    REJECTED = "rejected"
+    RETRY = "retry"  # throttled or transient: the queue redelivers it
+
+
+@dataclass
+class BatchOutcome:
+    fates: dict[str, Fate] = field(default_factory=dict)  # "psa_id#vN" -> fate
+
+    @property
+    def retry(self) -> list[str]:
+        return [key for key, fate in self.fates.items() if fate is Fate.RETRY]
+
+    def count(self, fate: Fate) -> int:
+        return sum(1 for f in self.fates.values() if f is fate)
+
+
+def kind_of(item: Item) -> str:
+    return "time-entry" if isinstance(item, TimeEntry) else "expense"
+
+
+def correlation_id(item: Item) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{kind_of(item)}:{item.psa_id}"))
+
+
+def _key(item: Item) -> str:
+    return f"{item.psa_id}#v{item.version}"
+
+
+def _open(item: Item, deps: PostingDeps) -> dict[str, Any]:
+    header, _ = deps.ledger.open(
+        correlation_id(item),
+        flow=FLOW,
+        business_key=f"{kind_of(item)}:{item.psa_id}",
+        subject=item.psa_id,
+        source="psa",
+        summary={"kind": kind_of(item), "entity": item.legal_entity_code, "worker": item.worker_id},
+    )
+    return header
+
+
+def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
+    outcome = BatchOutcome()
+    now = deps.now()
+    to_post: dict[str, list[tuple[Item, Any]]] = defaultdict(list)  # erp system -> (item, post request)
+    time_entries = [i for i in items if isinstance(i, TimeEntry)]
+    for item in items:
+        cid = correlation_id(item)
+        header = _open(item, deps)
+        posted = (header.get("refs") or {}).get("postedVersion")
+        if header["status"] == Status.COMPLETED and posted is not None:
+            fate = Fate.DUPLICATE if int(posted) >= item.version else Fate.ADJUSTMENT
+            if fate is Fate.ADJUSTMENT:
+                _adjustment(item, int(posted), deps)
+            deps.ledger.checkpoint(cid, "post", str(fate), attempt=item.version)
+            outcome.fates[_key(item)] = fate
+            continue
+        route = deps.routing.resolve(item.legal_entity_code)
+        entity: LegalEntity = route.legal_entity
+        policy = deps.config.policy(entity.code)
+        calendar = deps.calendar(route)
+        project = deps.config.project_status(item.project.psa_project_id)
+        if isinstance(item, TimeEntry):
+            task = deps.config.task_status(item.task.psa_task_id) if item.task else None
+            check = check_time_entry(
+                item,
+                entity=entity,
+                policy=policy,
+                calendar=calendar,
+                now_utc=now,
+                project_status=project,
+                task_status=task,
+                same_day_entries=time_entries,
+            )
+            request: Any = PostTime(entry=item, decision=check.decision, subsidiary_id=route.subsidiary_id)
+        else:
+            check = check_expense_line(
+                item,
+                entity=entity,
+                policy=policy,
+                calendar=calendar,
+                tax_rules=deps.config.tax_rules(entity.code),
+                now_utc=now,
+                project_status=project,
+            )
+            request = (
+                PostExpense(
+                    line=item, decision=check.decision, tax=check.tax, subsidiary_id=route.subsidiary_id
+                )
+                if check.tax
+                else None
+            )
+        problems = [v.as_problem() for v in check.violations]
+        if check.outcome is Outcome.NOT_APPROVED:
+            deps.ledger.set_status(cid, Status.IGNORED, reason=problems[0]["problem"])
+            outcome.fates[_key(item)] = Fate.REJECTED
+        elif check.outcome is Outcome.PARK:
+            reason = "; ".join(v.message for v in check.violations)
+            deps.ledger.set_status(cid, Status.PARKED, reason=reason)
+            deps.ledger.checkpoint(
+                cid, "checks", "parked", attempt=item.version, detail={"problems": problems}
+            )
+            outcome.fates[_key(item)] = Fate.PARKED
+        elif check.outcome is Outcome.HOLD:
+            deps.ledger.set_status(cid, Status.HELD, reason=check.decision.reason)
+            outcome.fates[_key(item)] = Fate.HELD
+        else:
+            to_post[route.erp_system].append((item, request))
+    for system, pairs in to_post.items():
+        erp = deps.erp(system)
+        times = [r for _, r in pairs if isinstance(r, PostTime)]
+        expenses = [r for _, r in pairs if isinstance(r, PostExpense)]
+        results = (erp.post_time_entries(times) if times else []) + (
+            erp.post_expense_lines(expenses) if expenses else []
+        )
+        by_key = {(r.psa_id, r.version): r for r in results}
+        for item, _ in pairs:
+            result = by_key.get((item.psa_id, item.version))
+            outcome.fates[_key(item)] = _record(item, result, system, deps)
+    return outcome
+
+
+def _record(item: Item, result: PostingResult | None, system: str, deps: PostingDeps) -> Fate:
+    cid = correlation_id(item)
+    if result is None or (result.error is not None and isinstance(result.error, RETRYABLE)):
+        deps.ledger.checkpoint(
+            cid,
+            "post",
+            "retry",
+            attempt=item.version,
+            detail=result.error.to_dict() if result and result.error else {"error": "no answer"},
+        )
+        return Fate.RETRY
+    if result.error is not None:
+        deps.ledger.set_status(
+            cid, Status.PARKED, reason=f"{type(result.error).__name__}: {result.error.message}"
+        )
+        deps.ledger.checkpoint(cid, "post", "parked", attempt=item.version, detail=result.error.to_dict())
+        return Fate.PARKED
+    deps.ledger.set_status(
+        cid,
+        Status.COMPLETED,
+        reason=None,
+        refs={"postedVersion": item.version, "erpSystem": system, "erpId": result.erp_id},
+    )
+    deps.ledger.checkpoint(cid, "post", "ok", attempt=item.version, detail={"erpId": result.erp_id})
+    event_type = "TimePosted" if isinstance(item, TimeEntry) else "ExpensePosted"
+    deps.events.publish(
+        EventEnvelope(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:{event_type}:{item.version}")),
+            type=event_type,
+            correlationid=cid,
+            subject=item.psa_id,
+            data={
+                "psaId": item.psa_id,
+                "version": item.version,
+                "legalEntity": item.legal_entity_code,
+                "erpSystem": system,
+                "erpId": result.erp_id,
+            },
+        )
+    )
+    return Fate.POSTED
+
+
+def _adjustment(item: Item, posted_version: int, deps: PostingDeps) -> None:
+    cid = correlation_id(item)
+    event_type = "TimeAdjusted" if isinstance(item, TimeEntry) else "ExpenseAdjusted"
+    deps.events.publish(
+        EventEnvelope(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:{event_type}:{item.version}")),
+            type=event_type,
+            correlationid=cid,
+            subject=item.psa_id,
+            data={
+                "psaId": item.psa_id,
+                "postedVersion": posted_version,
+                "newVersion": item.version,
+                "legalEntity": item.legal_entity_code,
+                "note": "edited after posting: finance adjusts the ERP; the hub does not post it twice",
+            },
+        )
+    )
