@@ -4,6 +4,15 @@
 create a second record; the internal id comes from the ``Location`` header (or, failing that, a read by the
 same external id).
 
+Time and expenses (``ErpPostingPort``): NetSuite has no batch, so one upsert per item: a ``timebill`` per
+time entry (``te-{psa id}-v{version}``) and an ``expensereport`` per expense line (``ex-{psa id}-v{version}``,
+always with ``?replace=expense``: without it an update APPENDS the line again). The external id carries the
+version, so a redelivery (same version) updates the same record and a new version is a record of its own,
+which the caller reports as an adjustment. Each item's outcome is a ``PostingResult``; nothing is raised for
+one item, so a bad entry never fails the others (throttled and transient errors, after the client's own
+retries, are returned too, for the caller to retry). ``accounting_calendar`` reads the account's posting
+periods with one SuiteQL query.
+
 References go by internal id (``{"id"}``); the account's currencies come as ``currency_ids`` (ISO code ->
 internal id), because NetSuite's currency ids differ per account. The token answer's ``expires_in`` is a
 string (``"3600"``); an invalid reference is 400 ``INVALID_CONTENT`` naming the field in ``o:errorPath``; a
@@ -12,8 +21,10 @@ missing record 404 ``NONEXISTENT_ID``; a bad or expired token 401 ``INVALID_LOGI
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 
@@ -26,6 +37,7 @@ from hub.connectors.http import (
     parse_json,
     retry_after_of,
 )
+from hub.connectors.ports import PostExpense, PostingResult, PostTime
 from hub.errors import (
     ConflictError,
     DataValidationError,
@@ -35,10 +47,26 @@ from hub.errors import (
     TransientError,
 )
 from hub.mapping import netsuite as nm
-from hub.model import Account, BillingType, Project
+from hub.model import (
+    Account,
+    AccountingCalendar,
+    BillingType,
+    ExpenseCategory,
+    PostingAction,
+    PostingDecision,
+    Project,
+)
 
 SYSTEM = "netsuite"
 RECORD_ROOT = "/services/rest/record/v1"
+SUITEQL_PATH = "/services/rest/query/v1/suiteql"
+SUITEQL_PAGE = 1000
+
+CLOSED_PERIOD = "CLOSED_PERIOD"
+"""``DataValidationError.code`` when NetSuite refused the transaction's accounting period (closed, locked, or
+no period covers the date); its problems carry ``period``, the canonical period name."""
+
+T = TypeVar("T")
 
 # o:errorCode -> taxonomy class, whatever the status (the status decides the rest).
 ERROR_CODES: dict[str, type[HubError]] = {
@@ -58,6 +86,7 @@ ERROR_CODES: dict[str, type[HubError]] = {
     "USER_ERROR": DataValidationError,
     "INVALID_KEY_OR_REF": DataValidationError,
     "INVALID_FLD_VALUE": DataValidationError,
+    "CLOSED_TRAN_PRD": DataValidationError,  # SOAP's code for a transaction dated in a closed period
 }
 
 
@@ -115,7 +144,20 @@ class NetSuiteErp:
         currency_ids: Mapping[str, str] | None = None,
         token_form: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
+        expense_category_ids: Mapping[ExpenseCategory, str] | None = None,
+        tax_code_ids: Mapping[str, str | None] | None = None,
+        service_item_id: str | None = None,
+        project_tasks: bool = True,
+        workers: int = 1,
     ) -> None:
+        """Time and expenses: ``expense_category_ids`` (canonical category -> the account's expense
+        category internal id) and ``tax_code_ids`` (the hub's tax code -> tax code internal id, or None where
+        the account books the tax as cost and takes gross amounts) are required for expenses;
+        ``service_item_id`` is the service item billable time is billed with; ``project_tasks=False`` for an
+        account whose projects have no tasks (no ``caseTaskEvent`` is sent); ``workers`` > 1 posts that many
+        items at once (keep it within the account's concurrency pool, or give the client a shared budget)."""
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
         self.system = system
         self._auth = OAuth2ClientCredentials(
             client,
@@ -136,6 +178,12 @@ class NetSuiteErp:
         self._billing_schedule_ids = dict(billing_schedule_ids or {})
         # None: the account was configured without a table (currencies then go by name, see the mapping).
         self._currency_ids = dict(currency_ids) if currency_ids is not None else None
+        self._category_ids = dict(expense_category_ids or {})
+        self._tax_code_ids = dict(tax_code_ids or {})
+        self._service_item_id = service_item_id
+        self._project_tasks = project_tasks
+        self._workers = workers
+        self._periods: dict[str, nm.NetSuitePeriod] | None = None  # canonical name -> period, read once
 
     def upsert_customer(self, account: Account, *, subsidiary_id: str, currency: str) -> str:
         body = nm.customer_body(account, subsidiary_id=subsidiary_id, currency=self._currency(currency))
@@ -162,9 +210,167 @@ class NetSuiteErp:
             )
         return reference
 
-    def _upsert(self, record_type: str, external_id: str, body: Mapping[str, Any]) -> str:
+    # ------------------------------------------------------------------------------- ErpPostingPort
+
+    def accounting_calendar(self, legal_entity_code: str, *, subsidiary_id: str) -> AccountingCalendar:
+        """The account's posting periods as the entity's calendar, read fresh (closed, all-locked and
+        A/P-locked -> closed). NetSuite keeps one calendar per account unless the Multiple Calendars
+        feature is on, which this adapter does not read: ``subsidiary_id`` does not change the answer."""
+        return nm.accounting_calendar(legal_entity_code, self._load_periods().values())
+
+    def post_time_entries(self, items: Sequence[PostTime]) -> list[PostingResult]:
+        """One ``PUT timebill/eid:te-{psa id}-v{version}`` per entry, on the decided posting date (a time bill
+        has no posting period: its date decides it; the memo keeps the original date when they differ).
+        ``created`` stays False: NetSuite answers an upsert 204 whether it created or updated."""
+        return self._each(items, self._post_time)
+
+    def post_expense_lines(self, items: Sequence[PostExpense]) -> list[PostingResult]:
+        """One ``PUT expensereport/eid:ex-{psa id}-v{version}?replace=expense`` per line: dated on the original
+        date, in the decided posting period. One report per line (not per worker and period): lines arrive
+        one by one over days, each with its own version, and NetSuite takes one record per call either way,
+        so a report per line costs no more calls and keeps each line's upsert idempotent on its own."""
+        return self._each(items, self._post_expense)
+
+    def _each(self, items: Sequence[T], post: Callable[[T], PostingResult]) -> list[PostingResult]:
+        if self._workers == 1 or len(items) < 2:
+            return [post(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self._workers, len(items))) as pool:
+            return list(pool.map(post, items))
+
+    def _post_time(self, item: PostTime) -> PostingResult:
+        entry, decision = item.entry, item.decision
+        try:
+            posting_date = _posting_date(decision, self.system)
+            body = nm.timebill_body(
+                entry,
+                tran_date=posting_date,
+                original_date=decision.original_date,
+                subsidiary_id=item.subsidiary_id,
+                service_item_id=self._service_item_id,
+                project_tasks=self._project_tasks,
+            )
+            erp_id = self._upsert("timebill", nm.time_external_id(entry), body)
+        except HubError as error:
+            return PostingResult(entry.psa_id, entry.version, error=self._period_refusal(error, decision))
+        return PostingResult(entry.psa_id, entry.version, erp_id=erp_id)
+
+    def _post_expense(self, item: PostExpense) -> PostingResult:
+        line, decision, tax = item.line, item.decision, item.tax
+        try:
+            _posting_date(decision, self.system)
+            category_id = self._category(line.category)
+            currency = self._currency(line.gross.currency)
+            amounts = nm.expense_amounts(
+                tax.gross.amount, tax.net.amount, tax.tax.amount, tax.kind, self._tax_code(tax.code)
+            )
+            period = self._period(str(decision.period))
+            body = nm.expense_report_body(
+                line,
+                tran_date=decision.original_date,
+                posting_period_id=period.internal_id,
+                subsidiary_id=item.subsidiary_id,
+                currency=currency,
+                category_id=category_id,
+                amounts=amounts,
+            )
+            erp_id = self._upsert(
+                "expensereport", nm.expense_external_id(line), body, params={"replace": "expense"}
+            )
+        except HubError as error:
+            return PostingResult(line.psa_id, line.version, error=self._period_refusal(error, decision))
+        return PostingResult(line.psa_id, line.version, erp_id=erp_id)
+
+    def _period_refusal(self, error: HubError, decision: PostingDecision) -> HubError:
+        """NetSuite's refusal of the period as a ``CLOSED_PERIOD`` data error naming the decided period (the
+        caller holds or parks it); any other error as it is."""
+        problems = nm.period_problems(error.problems) if isinstance(error, DataValidationError) else []
+        if not problems:
+            return error
+        return DataValidationError(
+            f"{self.system} refused to post into accounting period {decision.period}",
+            problems=[{**p, "period": str(decision.period)} for p in problems],
+            system=self.system,
+            code=CLOSED_PERIOD,
+        )
+
+    def _category(self, category: ExpenseCategory) -> str:
+        internal_id = self._category_ids.get(category)
+        if internal_id is None:
+            raise self._unmapped("category", f"no expense category configured for {category}")
+        return internal_id
+
+    def _tax_code(self, code: str) -> str | None:
+        if code not in self._tax_code_ids:
+            raise self._unmapped("taxCode", f"no tax code configured for the hub's {code}")
+        return self._tax_code_ids[code]
+
+    def _unmapped(self, field: str, problem: str) -> DataValidationError:
+        return DataValidationError(
+            f"{self.system} configuration lacks a mapping",
+            problems=[{"field": field, "problem": problem}],
+            system=self.system,
+            code="UNMAPPED_VALUE",
+        )
+
+    def _period(self, name: str) -> nm.NetSuitePeriod:
+        """The NetSuite period behind a canonical period name (read once; read again if it is unknown)."""
+        period = (self._periods or {}).get(name)
+        if period is None:
+            period = self._load_periods().get(name)
+        if period is None:
+            raise DataValidationError(
+                f"{self.system} has no accounting period {name}",
+                problems=[{"field": "period", "problem": f"no posting period named {name}", "period": name}],
+                system=self.system,
+                code="UNKNOWN_PERIOD",
+            )
+        return period
+
+    def _load_periods(self) -> dict[str, nm.NetSuitePeriod]:
+        rows: list[Any] = []
+        offset = 0
+        while True:
+            response = self._api.request(
+                "POST",
+                SUITEQL_PATH,
+                params={"limit": SUITEQL_PAGE, "offset": offset},
+                json={"q": nm.PERIODS_QUERY},
+                headers={"Prefer": "transient"},
+                idempotent=True,  # a query: safe to replay
+            )
+            answer = parse_json(response)
+            page = answer.get("items") if isinstance(answer, Mapping) else None
+            if not isinstance(page, list):
+                raise TransientError(
+                    f"{self.system} SuiteQL answered without items", system=self.system, code="bad_answer"
+                )
+            rows.extend(page)
+            if not page or not answer.get("hasMore"):
+                break
+            offset += len(page)
+        try:
+            periods = {p.name: p for p in nm.periods_from_rows(rows)}
+        except (KeyError, ValueError) as exc:
+            raise DataValidationError(
+                f"{self.system} answered an accounting period the hub cannot read",
+                problems=[{"field": "accountingperiod", "problem": type(exc).__name__}],
+                system=self.system,
+                code="bad_period",
+            ) from None
+        self._periods = periods
+        return periods
+
+    def _upsert(
+        self,
+        record_type: str,
+        external_id: str,
+        body: Mapping[str, Any],
+        params: Mapping[str, str] | None = None,
+    ) -> str:
         path = RECORD_ROOT + "/" + record_type + "/eid:{external_id}"
-        response = self._api.request("PUT", path, path_params={"external_id": external_id}, json=body)
+        response = self._api.request(
+            "PUT", path, path_params={"external_id": external_id}, params=params, json=body
+        )
         internal_id = nm.internal_id_from_location(response.headers.get("Location"))
         if internal_id is not None:
             return internal_id
@@ -178,3 +384,15 @@ class NetSuiteErp:
                 code="no_location",
             )
         return internal_id
+
+
+def _posting_date(decision: PostingDecision, system: str) -> dt.date:
+    """The decision's posting date; a held decision is the caller's mistake, returned as a data error."""
+    if decision.action is not PostingAction.POST or decision.posting_date is None or decision.period is None:
+        raise DataValidationError(
+            "a held entry is not posted",
+            problems=[{"field": "decision", "problem": decision.reason}],
+            system=system,
+            code="NOT_POSTABLE",
+        )
+    return decision.posting_date
