@@ -17,13 +17,31 @@ Idempotency is built from what Kantata itself holds, so it survives retries, cra
 
 Listed records are re-checked on the client (workspace, reference keys): Kantata ignores filters it does not
 know, so a misspelt filter would otherwise match another project's records.
+
+Time and expenses (``PsaTimePort``, read only; the mapping is in ``hub.mapping.kantata``):
+
+- ``approved_time_entries`` / ``approved_expenses`` read a window ``[updated_after, updated_before)`` in two
+  passes: (1) approved line items whose ``updated_at`` is in the window; (2) submissions (timesheets, expense
+  reports) approved in the window, whose line items are then read by id: Kantata need not move an entry's
+  ``updated_at`` when its submission is approved, so an approval that came after the entry's last change is
+  found through its submission. An entry is yielded once per call, whichever pass finds it.
+- Listings are read with ``limit``/``offset`` pages that overlap by ``PAGE_OVERLAP`` records, and each page must
+  contain a record already read at the same place (same id and sort key): when records leave a listing between
+  two pages (an approval withdrawn, an entry edited), the offsets shift and a plain offset walk would skip a
+  record; here the walk steps back and re-reads instead (``MAX_REWINDS``, then ``TransientError``).
+- A record that cannot be mapped (no legal entity on its project, zero minutes, an unknown expense category...)
+  raises ``DataValidationError`` with every problem, or, with ``on_unmappable=``, is handed to that callback
+  and the walk goes on (the sweep parks it; it never silently disappears).
+- ``time_entry`` / ``expense`` re-read one line item with its current approval (withdrawn shows here).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
 
 import httpx
 
@@ -37,12 +55,26 @@ from hub.connectors.http import (
 )
 from hub.errors import DataValidationError, HubError, PermanentError, ThrottledError, TransientError
 from hub.mapping import kantata as km
-from hub.model import BillingSchedule, Project, WbsTask
+from hub.model import BillingSchedule, ExpenseLine, Project, TimeEntry, WbsTask
 
 logger = logging.getLogger("hub.connectors.kantata")
 
 SYSTEM = "kantata"
 DEFAULT_BASE_URL = "https://api.mavenlink.com/api/v1"
+PAGE_OVERLAP = 10  # records each page of a time or expense listing shares with the page before it
+MAX_REWINDS = 20  # steps back one listing may take (records leaving it under the walk) before giving up
+
+
+@dataclass(frozen=True)
+class Unmappable:
+    """A line item the adapter could not map: its kind (``time entry`` / ``expense``), id and the problems."""
+
+    kind: str
+    psa_id: str
+    error: DataValidationError
+
+
+OnUnmappable = Callable[[Unmappable], None]
 
 
 def classify(response: httpx.Response) -> HubError | None:
@@ -66,7 +98,7 @@ def classify(response: httpx.Response) -> HubError | None:
 
 
 class KantataPsa:
-    """``PsaPort`` over the Kantata OX API v1 with a stored bearer token."""
+    """``PsaPort`` and ``PsaTimePort`` over the Kantata OX API v1 with a stored bearer token."""
 
     def __init__(
         self,
@@ -76,10 +108,17 @@ class KantataPsa:
         base_url: str = DEFAULT_BASE_URL,
         retry: RetryPolicy | None = None,
         system: str = SYSTEM,
+        home_countries: Mapping[str, str] | None = None,
+        account_time_zone: str = "UTC",
     ) -> None:
+        """``home_countries``: legal entity code -> ISO country, the supplier country of an expense whose notes
+        name none (Kantata records none). ``account_time_zone``: the account's IANA time zone, for a timestamp
+        Kantata would render without an offset (it renders them with one)."""
         self._api = ApiClient(
             client, system=system, base_url=base_url, auth=StaticBearer(token), classify=classify, retry=retry
         )
+        self._home_countries = dict(home_countries or {})
+        self._time_zone = account_time_zone
 
     # -------------------------------------------------------------------------------------------- project
 
@@ -212,6 +251,190 @@ class KantataPsa:
             existing[milestone.code] = created
             ids.append(created)
         return ids
+
+    # ------------------------------------------------------------------------------ time and expenses
+
+    def approved_time_entries(
+        self,
+        *,
+        updated_after: dt.datetime,
+        updated_before: dt.datetime,
+        on_unmappable: OnUnmappable | None = None,
+    ) -> Iterator[TimeEntry]:
+        entries = self._approved(km.TIME, updated_after, updated_before, on_unmappable)
+        return cast(Iterator[TimeEntry], entries)
+
+    def approved_expenses(
+        self,
+        *,
+        updated_after: dt.datetime,
+        updated_before: dt.datetime,
+        on_unmappable: OnUnmappable | None = None,
+    ) -> Iterator[ExpenseLine]:
+        lines = self._approved(km.EXPENSES, updated_after, updated_before, on_unmappable)
+        return cast(Iterator[ExpenseLine], lines)
+
+    def time_entry(self, psa_id: str) -> TimeEntry:
+        return cast(TimeEntry, self._line_item(km.TIME, psa_id))
+
+    def expense(self, psa_id: str) -> ExpenseLine:
+        return cast(ExpenseLine, self._line_item(km.EXPENSES, psa_id))
+
+    def _approved(
+        self,
+        kind: km.LineKind,
+        updated_after: dt.datetime,
+        updated_before: dt.datetime,
+        on_unmappable: OnUnmappable | None,
+    ) -> Iterator[TimeEntry | ExpenseLine]:
+        after, before = km.window_bounds(updated_after, updated_before)  # checked now, not at first next()
+        return self._approved_in(kind, after, before, on_unmappable)
+
+    def _approved_in(
+        self, kind: km.LineKind, after: dt.datetime, before: dt.datetime, on_unmappable: OnUnmappable | None
+    ) -> Iterator[TimeEntry | ExpenseLine]:
+        if after == before:
+            return
+        zone = self._time_zone
+        done: set[str] = set()
+        projects: dict[str, str | None] = {}
+        # 1. Approved line items changed in the window.
+        for record, answer in self._scan(
+            f"/{kind.collection}.json", km.changed_params(after, before), kind.collection, km.change_anchor
+        ):
+            if record["id"] in done or not km.is_approved(record):
+                continue
+            if not km.in_window(record.get("updated_at"), after, before, zone):
+                continue  # re-checked: a filter Kantata ignored must not widen the window
+            done.add(record["id"])
+            entry = self._map(kind, record, answer, projects, on_unmappable)
+            if entry is not None:
+                yield entry
+        # 2. Submissions approved in the window: their entries may have changed long before.
+        late: dict[str, None] = {}
+        for submission, _ in self._scan(
+            f"/{kind.submissions}.json",
+            km.approvals_params(kind, after),
+            kind.submissions,
+            km.submission_anchor,
+        ):
+            if submission.get("status") != "approved":
+                continue
+            if not km.in_window(submission.get("updated_at"), after, before, zone):
+                continue
+            late.update((line_id, None) for line_id in km.line_ids(submission, kind) if line_id not in done)
+        wanted = list(late)
+        for start in range(0, len(wanted), km.PAGE_SIZE):
+            chunk = wanted[start : start + km.PAGE_SIZE]
+            asked = set(chunk)
+            for record, answer in self._scan(
+                f"/{kind.collection}.json", km.only_params(chunk), kind.collection, km.id_anchor
+            ):
+                if record["id"] not in asked or record["id"] in done or not km.is_approved(record):
+                    continue  # approval withdrawn since: not approved now
+                done.add(record["id"])
+                entry = self._map(kind, record, answer, projects, on_unmappable)
+                if entry is not None:
+                    yield entry
+
+    def _line_item(self, kind: km.LineKind, psa_id: str) -> TimeEntry | ExpenseLine:
+        answer = self._call(
+            "GET",
+            f"/{kind.collection}/{{id}}.json",
+            path_params={"id": psa_id},
+            params=km.member_params(),
+        )
+        found = [r for r in km.records(answer, kind.collection) if r["id"] == str(psa_id)]
+        if not found:
+            raise PermanentError(f"kantata has no {kind.label} {psa_id}", system=SYSTEM, code="not_found")
+        entry = self._map(kind, found[0], answer, {}, None)
+        assert entry is not None  # without on_unmappable, _map raises instead
+        return entry
+
+    def _map(
+        self,
+        kind: km.LineKind,
+        record: dict[str, Any],
+        answer: Any,
+        projects: dict[str, str | None],
+        on_unmappable: OnUnmappable | None,
+    ) -> TimeEntry | ExpenseLine | None:
+        workspace_id = str(record.get("workspace_id") or "")
+        if workspace_id and workspace_id not in projects:
+            workspace = km.included(answer, "workspaces").get(workspace_id)
+            references = list(
+                self._walk(
+                    "/external_references.json",
+                    lambda page: km.workspace_reference_params(workspace_id, page),
+                    "external_references",
+                )
+            )
+            mine = [r for r in references if str(r.get("subject_id")) == workspace_id]
+            projects[workspace_id] = km.project_external_id_of(mine, workspace)
+        context = km.line_context(
+            kind,
+            record,
+            answer,
+            project_external_id=projects.get(workspace_id),
+            home_countries=self._home_countries,
+            time_zone=self._time_zone,
+        )
+        try:
+            return km.line_item(kind, record, context)
+        except DataValidationError as error:
+            if on_unmappable is None:
+                raise
+            logger.warning(
+                "kantata line item cannot be mapped; handed to the caller",
+                extra={"system": SYSTEM, "kind": kind.label, "fields": [p["field"] for p in error.problems]},
+            )
+            on_unmappable(Unmappable(kind=kind.label, psa_id=str(record.get("id")), error=error))
+            return None
+
+    def _scan(
+        self,
+        path: str,
+        params: dict[str, Any],
+        collection: str,
+        anchor: Callable[[dict[str, Any]], Hashable],
+    ) -> Iterator[tuple[dict[str, Any], Any]]:
+        """Every record of a listing once, with the answer it came in, safe against records leaving the listing
+        while it is walked.
+
+        Pages of ``PAGE_SIZE`` overlap by ``PAGE_OVERLAP``. A page after the first must contain a record already
+        read with the same anchor (id and sort key): then every record sorted before the page's end has been
+        read (records only move later in the order or leave it while the walk runs; ones that arrive are
+        changes after the window's start that the next window reads). A page without one means records left the
+        listing and the offsets slid past unread records: the walk steps back a page and reads again.
+        """
+        stride = km.PAGE_SIZE - PAGE_OVERLAP
+        offset = 0
+        rewinds = 0
+        anchors: set[Hashable] = set()
+        emitted: set[str] = set()
+        while True:
+            answer = self._call("GET", path, params={**params, "limit": km.PAGE_SIZE, "offset": offset})
+            rows = km.records(answer, collection)
+            keys = {anchor(row) for row in rows}
+            if offset > 0 and not keys & anchors:
+                rewinds += 1
+                if rewinds > MAX_REWINDS:
+                    raise TransientError(
+                        f"kantata {collection} kept changing while being read",
+                        system=SYSTEM,
+                        code="unstable_list",
+                    )
+                logger.info("kantata listing moved while read; stepping back", extra={"system": SYSTEM})
+                offset = max(0, offset - stride)
+                continue
+            anchors |= keys
+            for row in rows:
+                if row["id"] not in emitted:
+                    emitted.add(row["id"])
+                    yield row, answer
+            if len(rows) < km.PAGE_SIZE:
+                return
+            offset += stride
 
     # -------------------------------------------------------------------------------------------- helpers
 
