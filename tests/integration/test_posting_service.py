@@ -157,3 +157,11 @@ def test_expenses_post_with_their_tax_and_conservation_holds(world):
     counted = sum(outcome.count(f) for f in (Fate.POSTED, Fate.HELD, Fate.PARKED, Fate.REJECTED))
     assert counted == len(items)
     assert outcome.fates["EX-1#v1"] is Fate.POSTED and outcome.fates["EX-2#v1"] is Fate.PARKED
+
+
+def test_an_entry_of_an_unrouted_entity_parks_alone_and_the_batch_goes_on(world):
+    deps, erp = world()
+    stray = time_entry(psa_id="TE-ZZ", legal_entity_code="ZZ01", worker_id="W-9")
+    outcome = post_batch([stray, time_entry(psa_id="TE-OK", hours="2")], deps)
+    assert outcome.fates["TE-ZZ#v1"] is Fate.PARKED and outcome.fates["TE-OK#v1"] is Fate.POSTED
+    assert "ZZ01" in deps.ledger.get(correlation_id(stray))["reason"]

@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from hub.connectors.ports import ErpPostingPort, PostExpense, PostingResult, PostTime
-from hub.errors import RETRYABLE
+from hub.errors import RETRYABLE, DataValidationError
 from hub.events import EventPublisher
 from hub.flows.posting import FLOW
 from hub.flows.posting.checks import Outcome, check_expense_line, check_time_entry
@@ -140,41 +140,15 @@ def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
             deps.ledger.checkpoint(cid, "post", str(fate), attempt=item.version)
             outcome.fates[_key(item)] = fate
             continue
-        route = deps.routing.resolve(item.legal_entity_code)
-        entity: LegalEntity = route.legal_entity
-        policy = deps.config.policy(entity.code)
-        calendar = deps.calendar(route)
-        project = deps.config.project_status(item.project.psa_project_id)
-        if isinstance(item, TimeEntry):
-            task = deps.config.task_status(item.task.psa_task_id) if item.task else None
-            check = check_time_entry(
-                item,
-                entity=entity,
-                policy=policy,
-                calendar=calendar,
-                now_utc=now,
-                project_status=project,
-                task_status=task,
-                same_day_entries=time_entries,
+        try:  # an unrouted entity or missing configuration parks this item, never the batch
+            route, check, request = _checked(item, deps, now, time_entries)
+        except DataValidationError as exc:
+            deps.ledger.set_status(cid, Status.PARKED, reason=f"DataValidationError: {exc.message}")
+            deps.ledger.checkpoint(
+                cid, "checks", "parked", attempt=item.version, detail={"problems": exc.problems}
             )
-            request: Any = PostTime(entry=item, decision=check.decision, subsidiary_id=route.subsidiary_id)
-        else:
-            check = check_expense_line(
-                item,
-                entity=entity,
-                policy=policy,
-                calendar=calendar,
-                tax_rules=deps.config.tax_rules(entity.code),
-                now_utc=now,
-                project_status=project,
-            )
-            request = (
-                PostExpense(
-                    line=item, decision=check.decision, tax=check.tax, subsidiary_id=route.subsidiary_id
-                )
-                if check.tax
-                else None
-            )
+            outcome.fates[_key(item)] = Fate.PARKED
+            continue
         problems = [v.as_problem() for v in check.violations]
         if check.outcome is Outcome.NOT_APPROVED:
             deps.ledger.set_status(cid, Status.IGNORED, reason=problems[0]["problem"])
@@ -203,6 +177,44 @@ def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
             result = by_key.get((item.psa_id, item.version))
             outcome.fates[_key(item)] = _record(item, result, system, deps)
     return outcome
+
+
+def _checked(
+    item: Item, deps: PostingDeps, now: dt.datetime, time_entries: Sequence[TimeEntry]
+) -> tuple[Any, Any, Any]:
+    route = deps.routing.resolve(item.legal_entity_code)
+    entity: LegalEntity = route.legal_entity
+    policy = deps.config.policy(entity.code)
+    calendar = deps.calendar(route)
+    project = deps.config.project_status(item.project.psa_project_id)
+    if isinstance(item, TimeEntry):
+        task = deps.config.task_status(item.task.psa_task_id) if item.task else None
+        check: Any = check_time_entry(
+            item,
+            entity=entity,
+            policy=policy,
+            calendar=calendar,
+            now_utc=now,
+            project_status=project,
+            task_status=task,
+            same_day_entries=time_entries,
+        )
+        return route, check, PostTime(entry=item, decision=check.decision, subsidiary_id=route.subsidiary_id)
+    check = check_expense_line(
+        item,
+        entity=entity,
+        policy=policy,
+        calendar=calendar,
+        tax_rules=deps.config.tax_rules(entity.code),
+        now_utc=now,
+        project_status=project,
+    )
+    request = (
+        PostExpense(line=item, decision=check.decision, tax=check.tax, subsidiary_id=route.subsidiary_id)
+        if check.tax
+        else None
+    )
+    return route, check, request
 
 
 def _record(item: Item, result: PostingResult | None, system: str, deps: PostingDeps) -> Fate:
