@@ -7,6 +7,8 @@ blocks list these names: keep them stable.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HubError(Exception):
     """Base of the taxonomy. ``system`` names the system that answered, ``code`` its own error code."""
@@ -81,3 +83,20 @@ def field_problems(error: Exception, prefix: str = "") -> list[dict[str, str]]:
             for e in errors(include_url=False, include_input=False)
         ]
     return [{"field": prefix.rstrip(".") or "body", "problem": str(error)}]
+
+
+def unmapped(system: str, field: str, problem: str) -> DataValidationError:
+    """A value the hub's configuration for ``system`` has no mapping for (fix the configuration, redrive)."""
+    return DataValidationError(
+        f"{system} configuration lacks a mapping",
+        problems=[{"field": field, "problem": problem}],
+        system=system,
+        code="UNMAPPED_VALUE",
+    )
+
+
+def mapped(table: dict[str, Any], key: str, *, system: str, field: str, problem: str) -> Any:
+    """``table[key]``, or the ``unmapped`` error naming ``field`` (a present ``None`` is a mapping too)."""
+    if key not in table:
+        raise unmapped(system, field, problem)
+    return table[key]

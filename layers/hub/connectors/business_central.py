@@ -61,6 +61,8 @@ from hub.errors import (
     PermanentError,
     ThrottledError,
     TransientError,
+    mapped,
+    unmapped,
 )
 from hub.mapping import business_central as bm
 from hub.model import AccountingCalendar, ExpenseCategory, PostingAction, PostingDecision
@@ -564,17 +566,16 @@ class BusinessCentralErp:
         return account
 
     def _tax_code(self, code: str) -> str | None:
-        if code not in self._tax_codes:
-            raise self._unmapped("taxCode", f"no tax code configured for the hub's {code}")
-        return self._tax_codes[code]
-
-    def _unmapped(self, field_name: str, problem: str) -> DataValidationError:
-        return DataValidationError(
-            f"{self.system} configuration lacks a mapping",
-            problems=[{"field": field_name, "problem": problem}],
+        return mapped(
+            self._tax_codes,
+            code,
             system=self.system,
-            code="UNMAPPED_VALUE",
+            field="taxCode",
+            problem=f"no tax code configured for the hub's {code}",
         )
+
+    def _unmapped(self, field: str, problem: str) -> DataValidationError:
+        return unmapped(self.system, field, problem)
 
     def _as_error(self, exc: Exception) -> HubError:
         if isinstance(exc, HubError):

@@ -45,6 +45,8 @@ from hub.errors import (
     PermanentError,
     ThrottledError,
     TransientError,
+    mapped,
+    unmapped,
 )
 from hub.mapping import netsuite as nm
 from hub.model import (
@@ -300,17 +302,16 @@ class NetSuiteErp:
         return internal_id
 
     def _tax_code(self, code: str) -> str | None:
-        if code not in self._tax_code_ids:
-            raise self._unmapped("taxCode", f"no tax code configured for the hub's {code}")
-        return self._tax_code_ids[code]
+        return mapped(
+            self._tax_code_ids,
+            code,
+            system=self.system,
+            field="taxCode",
+            problem=f"no tax code configured for the hub's {code}",
+        )
 
     def _unmapped(self, field: str, problem: str) -> DataValidationError:
-        return DataValidationError(
-            f"{self.system} configuration lacks a mapping",
-            problems=[{"field": field, "problem": problem}],
-            system=self.system,
-            code="UNMAPPED_VALUE",
-        )
+        return unmapped(self.system, field, problem)
 
     def _period(self, name: str) -> nm.NetSuitePeriod:
         """The NetSuite period behind a canonical period name (read once; read again if it is unknown)."""

@@ -241,40 +241,31 @@ def _record(item: Item, result: PostingResult | None, system: str, deps: Posting
         refs={"postedVersion": item.version, "erpSystem": system, "erpId": result.erp_id},
     )
     deps.ledger.checkpoint(cid, "post", "ok", attempt=item.version, detail={"erpId": result.erp_id})
-    event_type = "TimePosted" if isinstance(item, TimeEntry) else "ExpensePosted"
-    deps.events.publish(
-        EventEnvelope(
-            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:{event_type}:{item.version}")),
-            type=event_type,
-            correlationid=cid,
-            subject=item.psa_id,
-            data={
-                "psaId": item.psa_id,
-                "version": item.version,
-                "legalEntity": item.legal_entity_code,
-                "erpSystem": system,
-                "erpId": result.erp_id,
-            },
-        )
-    )
+    _publish(item, "Posted", deps, erpSystem=system, erpId=result.erp_id, version=item.version)
     return Fate.POSTED
 
 
 def _adjustment(item: Item, posted_version: int, deps: PostingDeps) -> None:
+    _publish(
+        item,
+        "Adjusted",
+        deps,
+        postedVersion=posted_version,
+        newVersion=item.version,
+        note="edited after posting: finance adjusts the ERP; the hub does not post it twice",
+    )
+
+
+def _publish(item: Item, what: str, deps: PostingDeps, **data: Any) -> None:
+    """``TimePosted`` / ``ExpenseAdjusted`` ...: one envelope, its id fixed by entry, event and version."""
     cid = correlation_id(item)
-    event_type = "TimeAdjusted" if isinstance(item, TimeEntry) else "ExpenseAdjusted"
+    event_type = ("Time" if isinstance(item, TimeEntry) else "Expense") + what
     deps.events.publish(
         EventEnvelope(
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:{event_type}:{item.version}")),
             type=event_type,
             correlationid=cid,
             subject=item.psa_id,
-            data={
-                "psaId": item.psa_id,
-                "postedVersion": posted_version,
-                "newVersion": item.version,
-                "legalEntity": item.legal_entity_code,
-                "note": "edited after posting: finance adjusts the ERP; the hub does not post it twice",
-            },
+            data={"psaId": item.psa_id, "legalEntity": item.legal_entity_code, **data},
         )
     )
