@@ -53,6 +53,7 @@ e2e: $(STAMP) layer
 lint: $(STAMP)  ## what CI checks before the tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 demo: $(STAMP) layer
 	$(BIN)/python -m local demo

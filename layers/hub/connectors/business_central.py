@@ -538,8 +538,13 @@ class BusinessCentralErp:
         answers: dict[str, _Answer] = {}
         for answer in responses:
             if isinstance(answer, Mapping) and isinstance(answer.get("status"), int):
-                headers = answer.get("headers") if isinstance(answer.get("headers"), Mapping) else {}
-                answers[str(answer.get("id"))] = _Answer(answer["status"], answer.get("body"), dict(headers))
+                raw_headers = answer.get("headers")
+                headers = (
+                    {str(k): str(v) for k, v in raw_headers.items()}
+                    if isinstance(raw_headers, Mapping)
+                    else {}
+                )
+                answers[str(answer.get("id"))] = _Answer(answer["status"], answer.get("body"), headers)
         return answers
 
     # ------------------------------------------------------------------------------------------- helpers

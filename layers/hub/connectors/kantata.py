@@ -369,7 +369,9 @@ class KantataPsa:
                     "external_references",
                 )
             )
-            mine = [r for r in references if str(r.get("subject_id")) == workspace_id]
+            mine: list[Mapping[str, Any]] = [
+                r for r in references if str(r.get("subject_id")) == workspace_id
+            ]
             projects[workspace_id] = km.project_external_id_of(mine, workspace)
         context = km.line_context(
             kind,

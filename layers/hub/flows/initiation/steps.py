@@ -301,12 +301,13 @@ def run_step(step: str, state: State, deps: StepDeps) -> Result:
     attempt = int(state.get("attempt", 1))
     implementation = STEPS[step]
 
-    def call(s: State) -> Result:
+    def direct(s: State) -> Result:
         return implementation(s, deps)
 
+    call: Callable[[State], Result] = direct
     if deps.idempotent is not None and step in IDEMPOTENT_STEPS:
         if step not in deps._wrapped:
-            deps._wrapped[step] = deps.idempotent(step, call)
+            deps._wrapped[step] = deps.idempotent(step, direct)
         call = deps._wrapped[step]
     try:
         try:
@@ -322,7 +323,7 @@ def run_step(step: str, state: State, deps: StepDeps) -> Result:
             raise _classified(exc) from exc
     except HubError as exc:
         outcome = "retry" if isinstance(exc, RETRYABLE) else "failed"
-        detail = exc.to_dict()
+        detail: dict[str, Any] = dict(exc.to_dict())
         if isinstance(exc, DataValidationError):
             detail["problems"] = exc.problems
         deps.ledger.checkpoint(cid, step, outcome, attempt=attempt, detail=detail)
