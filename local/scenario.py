@@ -154,20 +154,9 @@ class Announcer:
             thread.join()
 
     def outbound(self, deals: list[Deal], org_id: str) -> httpx.Response:
-        fields = (
-            "Id",
-            "Name",
-            "StageName",
-            "Amount",
-            "CurrencyIsoCode",
-            "CloseDate",
-            "AccountId",
-            "Legal_Entity__c",
-            "Billing_Type__c",
-            "Start_Date__c",
-            "End_Date__c",
-            "SystemModstamp",
-        )
+        # The Outbound Message is configured to carry the opportunity fields the hub reads.
+        from hub.mapping.salesforce import OPPORTUNITY_FIELDS as fields
+
         records = [{f: (self.sf.opportunity(d.opportunity_id) or {}).get(f) for f in fields} for d in deals]
         body = outbound_message(org_id, records)
         answer = self._post(body, {"content-type": "text/xml; charset=utf-8", "SOAPAction": '""'})

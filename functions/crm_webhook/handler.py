@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hub.errors import field_problems
 from hub.flows.initiation.intake import (
     Accepted,
     Delivery,
     OpportunityChanged,
     accept,
     minimal_opportunity,
-    problems_from,
 )
 from hub.observability import entry, logger, metrics
 from hub.settings import CrmWebhookSettings, load
@@ -136,17 +136,17 @@ def _json_delivery(body: bytes, headers: dict[str, str], deps: WebhookDeps) -> d
     try:
         change = OpportunityChanged.model_validate_json(body)
     except ValueError as exc:
-        return _reject(400, "malformed body", problems_from(exc))
+        return _reject(400, "malformed body", field_problems(exc))
     try:
         opportunity = opportunity_from_salesforce(change.data.record)
     except ValueError as exc:
         try:  # a verified deal with a bad value is parked by the flow with its problems, not bounced
             opportunity = minimal_opportunity(change.data.record)
         except ValueError:
-            return _reject(400, "malformed opportunity record", problems_from(exc, "data.record."))
+            return _reject(400, "malformed opportunity record", field_problems(exc, "data.record."))
         logger.info(
             "record does not map; the flow will read it again and park it",
-            extra={"problems": [p["field"] for p in problems_from(exc)]},
+            extra={"problems": [p["field"] for p in field_problems(exc)]},
         )
     accepted = deps.accept(
         Delivery(
@@ -195,7 +195,10 @@ def _soap_delivery(body: bytes, deps: WebhookDeps) -> dict[str, Any]:
             opportunity = opportunity_from_salesforce(note.fields)
         except ValueError as exc:
             return _reject(
-                400, "malformed opportunity", problems_from(exc, f"Notification[{index}].sObject."), soap=True
+                400,
+                "malformed opportunity",
+                field_problems(exc, f"Notification[{index}].sObject."),
+                soap=True,
             )
         # An Outbound Message fires on its workflow rule (stage reached Closed Won): that is the change.
         deliveries.append(

@@ -17,11 +17,6 @@ def client(service: str) -> Any:
     return boto3.session.Session().client(service)
 
 
-def _reset_clients() -> None:
-    """Forget cached clients (tests switch between moto contexts)."""
-    client.cache_clear()
-
-
 @functools.cache
 def table(name: str) -> Any:
     """A DynamoDB Table resource (numbers come back as ``Decimal``)."""

@@ -291,7 +291,9 @@ class Sandbox:
 
     def seed(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Seed records from a JSON payload (loopback admin surface); returns the ids created."""
-        raise NotImplementedError(f"{self.vendor} sandbox does not take seed payloads")
+        raise ValueError(
+            f"{self.vendor} sandbox does not take seed payloads"
+        )  # every vendor sandbox overrides
 
     def state(self) -> dict[str, Any]:
         """Every record, as JSON (loopback admin surface)."""

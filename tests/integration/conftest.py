@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -48,4 +47,3 @@ def hub(aws_env, monkeypatch):
         for key, value in res.env.items():
             monkeypatch.setenv(key, value)
         yield res
-    os.environ.pop("PSHUB_CAPTURE_LOGS", None)

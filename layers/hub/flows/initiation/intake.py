@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.errors import field_problems
 from hub.flows.initiation import FLOW
 from hub.ledger import Ledger, Status
 from hub.model import Opportunity
@@ -143,8 +142,3 @@ def minimal_opportunity(record: dict[str, Any]) -> Opportunity:
         last_modified=last_modified or dt.datetime.now(dt.UTC),
         needs_hydration=True,
     )
-
-
-def problems_from(error: Exception, prefix: str = "") -> list[dict[str, str]]:
-    """Field-named problems from a pydantic ValidationError (or any error, as one body-level problem)."""
-    return field_problems(error, prefix)
