@@ -2,6 +2,8 @@
 
 - ``POST /v1/webhooks/crm/opportunities`` -> ``crm_webhook``: no API Gateway authorizer, the handler
   authenticates every delivery (Standard Webhooks signature, or the Salesforce org of an Outbound Message).
+- ``POST /v1/webhooks/psa/time-entries`` and ``.../expenses`` -> ``psa_webhook``: authenticated the same way
+  (Standard Webhooks signature, in the handler).
 - ``GET /v1/transactions/{correlationId}`` -> ``transactions_api``: ``AWS_IAM`` (SigV4) for portals and ops.
 
 Access logs go to their own log group, execution logging without bodies, stage throttling, X-Ray.
@@ -28,6 +30,7 @@ class HubApi(Construct):
         *,
         webhook_function: lambda_.IFunction,
         transactions_function: lambda_.IFunction,
+        psa_webhook_function: lambda_.IFunction,
         throttling_rate_limit: int = 50,
         throttling_burst_limit: int = 100,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
@@ -98,7 +101,8 @@ class HubApi(Construct):
 
         v1 = self.rest_api.root.add_resource("v1")
 
-        opportunities = v1.add_resource("webhooks").add_resource("crm").add_resource("opportunities")
+        webhooks = v1.add_resource("webhooks")
+        opportunities = webhooks.add_resource("crm").add_resource("opportunities")
         self.webhook_method = opportunities.add_method(
             "POST",
             apigw.LambdaIntegration(webhook_function, proxy=True),
@@ -120,6 +124,30 @@ class HubApi(Construct):
             "Machine-to-machine webhook authenticated by its signature in the handler; no user pool "
             "users call it.",
         )
+
+        psa = webhooks.add_resource("psa")
+        self.psa_webhook_methods = []
+        for path in ("time-entries", "expenses"):
+            method = psa.add_resource(path).add_method(
+                "POST",
+                apigw.LambdaIntegration(psa_webhook_function, proxy=True),
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+                request_models={"application/json": json_object},
+            )
+            acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                "Webhook senders cannot sign AWS requests: psa_webhook verifies each delivery's Standard "
+                "Webhooks HMAC signature and timestamp window before anything is enqueued.",
+            )
+            acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                "Machine-to-machine webhook authenticated by its signature in the handler; no user pool "
+                "users call it.",
+            )
+            self.psa_webhook_methods.append(method)
 
         transaction = v1.add_resource("transactions").add_resource("{correlationId}")
         self.transactions_method = transaction.add_method(

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STACK_NAME = "pshub"
 DEFAULT_ERP_SYSTEMS = ("netsuite-us", "netsuite-uk")
 DEFAULT_CRM_ORG_ID = "00D000000000001AAA"
+DEFAULT_ERP_POOL_LIMIT = 5  # NetSuite's base tier; Business Central runs 5 requests at once per user
+DEFAULT_POSTING_MAX_CONCURRENCY = 10
+DEFAULT_SWEEP_MINUTES = 15
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 _SYSTEM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -21,8 +24,8 @@ _ORG_ID = re.compile(r"^[A-Za-z0-9]{15,18}$")  # the same rule as CrmWebhookSett
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Who alerts are routed to (one SNS topic each, infra/monitoring.py): deals that did not become projects,
-# and the platform itself being unhealthy.
-AUDIENCES = ("sales-ops", "integration-engineers")
+# the platform itself being unhealthy, and time or expenses that did not reach the ledger.
+AUDIENCES = ("sales-ops", "integration-engineers", "finance-ops")
 
 
 class ConfigError(ValueError):
@@ -34,10 +37,25 @@ class MissingSourceError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
+class ErpPool:
+    """The concurrency pool an ERP system id draws on: system ids reaching one NetSuite account share it."""
+
+    pool: str
+    limit: int
+
+
+@dataclass(frozen=True)
 class HubConfig:
     stack_name: str = DEFAULT_STACK_NAME
     erp_systems: tuple[str, ...] = DEFAULT_ERP_SYSTEMS
     crm_org_id: str = DEFAULT_CRM_ORG_ID
+    # system id -> its pool; a system not named gets a pool of its own with the default limit.
+    erp_pools: Mapping[str, ErpPool] | None = None
+    posting_max_concurrency: int = DEFAULT_POSTING_MAX_CONCURRENCY
+    sweep_minutes: int = DEFAULT_SWEEP_MINUTES
+
+    def pool_of(self, system: str) -> ErpPool:
+        return (self.erp_pools or {}).get(system) or ErpPool(pool=system, limit=DEFAULT_ERP_POOL_LIMIT)
 
     def __post_init__(self) -> None:
         if not _STACK_NAME.match(self.stack_name):
@@ -57,16 +75,44 @@ class HubConfig:
             raise ConfigError(
                 f"crmOrgId {self.crm_org_id!r} is not a Salesforce org id (15 or 18 letters/digits)"
             )
+        for system, pool in (self.erp_pools or {}).items():
+            if system not in self.erp_systems:
+                raise ConfigError(f"erpPools: {system!r} is not one of erpSystems {list(self.erp_systems)}")
+            if not _SYSTEM_ID.match(pool.pool) or not 1 <= pool.limit <= 100:
+                raise ConfigError(
+                    f"erpPools.{system}: pool must be a system-id-like name and limit 1..100, got {pool}"
+                )
+        if not 2 <= self.posting_max_concurrency <= 1000:  # Lambda's bounds for an SQS event source
+            raise ConfigError(f"postingMaxConcurrency {self.posting_max_concurrency}: give 2..1000")
+        if not 1 <= self.sweep_minutes <= 1440:
+            raise ConfigError(f"sweepMinutes {self.sweep_minutes}: give 1..1440")
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> HubConfig:
         systems = context.get("erpSystems", DEFAULT_ERP_SYSTEMS)
         if isinstance(systems, str):  # `-c erpSystems='["a","b"]'` or `-c erpSystems=a,b`
             systems = json.loads(systems) if systems.strip().startswith("[") else systems.split(",")
+        pools = context.get("erpPools") or {}
+        if isinstance(pools, str):
+            pools = json.loads(pools)
+        if not isinstance(pools, Mapping):
+            raise ConfigError('erpPools: give {system: {"pool": name, "limit": n}}')
+        try:
+            erp_pools = {
+                str(system): ErpPool(pool=str(value["pool"]), limit=int(value["limit"]))
+                for system, value in pools.items()
+            }
+            concurrency = int(context.get("postingMaxConcurrency", DEFAULT_POSTING_MAX_CONCURRENCY))
+            sweep_minutes = int(context.get("sweepMinutes", DEFAULT_SWEEP_MINUTES))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ConfigError(f"erpPools, postingMaxConcurrency or sweepMinutes: {error}") from error
         return cls(
             stack_name=str(context.get("stackName", DEFAULT_STACK_NAME)),
             erp_systems=tuple(str(s).strip() for s in systems),
             crm_org_id=str(context.get("crmOrgId", DEFAULT_CRM_ORG_ID)),
+            erp_pools=erp_pools,
+            posting_max_concurrency=concurrency,
+            sweep_minutes=sweep_minutes,
         )
 
 

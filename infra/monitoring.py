@@ -1,11 +1,14 @@
 """Alarms in business terms, routed to the audience that acts on them, and the operations dashboard.
 
-Two audiences, one SNS topic each:
+Three audiences, one SNS topic each:
 
 - ``sales-ops``: closed-won deals that did not become projects (parked in the intake dead-letter queue,
   project initiation stopped). They fix the deal in Salesforce and redrive.
 - ``integration-engineers``: the platform itself is unhealthy (rejected or failed deliveries, function
   errors and throttles, API server errors, workflow timeouts and throttling).
+- ``finance-ops``: approved time and expenses that could not post (parked in the posting dead-letter queue
+  with the rule and values that failed), or a sweep that could not finish. They fix the entry in the PSA or
+  the posting configuration, and redrive.
 
 Every alarm description says what happened, who is affected and what to do, in words a sales-ops or
 finance-ops reader understands; the alarm notifies its audience when it fires and again when it clears.
@@ -40,10 +43,11 @@ from constructs import Construct
 
 from infra.config import AUDIENCES
 
-SALES_OPS, INTEGRATION_ENGINEERS = AUDIENCES
+SALES_OPS, INTEGRATION_ENGINEERS, FINANCE_OPS = AUDIENCES
 # The function folders whose Powertools metrics (dimension ``service``) the alarms and dashboard read.
 WEBHOOK_SERVICE = "crm_webhook"
 STARTER_SERVICE = "initiation_starter"
+POSTING_SERVICE = "posting_consumer"
 
 FIVE_MINUTES = Duration.minutes(5)
 FIFTEEN_MINUTES = Duration.minutes(15)
@@ -87,6 +91,23 @@ FUNCTION_IMPACTS: dict[str, FunctionImpact] = {
         "intake dead-letter queue",
         recovery=f"then redrive the dead-letter queue with {REDRIVE}",
     ),
+    "psa_webhook": FunctionImpact(
+        work="Receiving time and expense approvals from the PSA",
+        affected="approved entries: the PSA retries, and the sweep picks up what it gives up on within "
+        "minutes, so they post late, never twice",
+        recovery="the PSA's retries and the next sweep then go through by themselves",
+    ),
+    "posting_sweep": FunctionImpact(
+        work="The sweep for approved time and expenses the webhooks missed",
+        affected="entries whose webhook was lost wait; its watermark stays put, so nothing is skipped",
+        recovery="the next scheduled run reads the whole missed window again",
+    ),
+    "posting_consumer": FunctionImpact(
+        work="Posting approved time and expenses to the ERPs",
+        affected="finance: entries wait in the posting queue (retried; throttled ones are sent again "
+        "later); an entry that keeps failing is held in the posting dead-letter queue",
+        recovery=f"then redrive the posting dead-letter queue with {REDRIVE} --queue posting",
+    ),
 }
 
 
@@ -106,6 +127,7 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.IFunction],
         state_machine: sfn.IStateMachine,
         parked_queue: sqs.IQueue,
+        posting_dlq: sqs.IQueue,
         rest_api: apigw.RestApi,
         alarm_emails: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
@@ -159,6 +181,7 @@ class Monitoring(Construct):
                 "IntegrationEngineers",
                 f"{prefix}: the integration platform is unhealthy",
             ),
+            (FINANCE_OPS, "FinanceOps", f"{prefix}: time and expenses that did not post"),
         ):
             topic = sns.Topic(
                 self,
@@ -211,6 +234,28 @@ class Monitoring(Construct):
                 f"the deal is parked with its reason: list it with {PARKED}, fix the deal in Salesforce, "
                 f"then redrive with {REDRIVE}. If no deal is parked, parking itself failed: forward this "
                 "to the integration engineers.",
+            ),
+        )
+
+        # --- Finance ops: approved time and expenses that did not post.
+        self._alarm(
+            "ParkedEntries",
+            "parked-entries",
+            FINANCE_OPS,
+            posting_dlq.metric_approximate_number_of_messages_visible(
+                period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM
+            ),
+            1,
+            describe(
+                "Approved time entries or expense lines are waiting in the posting dead-letter queue: a "
+                "check failed (hours, expense limit, receipt, closed project, unknown tax) or the ERP kept "
+                "refusing them. They are not in the general ledger yet.",
+                "the month-end close and the margin reports of those projects; workers awaiting expense "
+                "reimbursement.",
+                f"read each entry's reason (message attribute parkedReason in the console, {PARKED} "
+                f"--queue posting, or {LOOKUP}), fix the entry in the PSA or the entity's posting policy, "
+                f"then redrive with {REDRIVE} --queue posting. An entry edited in the PSA is picked up by "
+                "itself.",
             ),
         )
 
@@ -317,7 +362,7 @@ class Monitoring(Construct):
             ),
         )
 
-        self.dashboard = self._dashboard(functions, state_machine, parked_queue, rest_api)
+        self.dashboard = self._dashboard(functions, state_machine, parked_queue, posting_dlq, rest_api)
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -368,6 +413,7 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.IFunction],
         state_machine: sfn.IStateMachine,
         parked_queue: sqs.IQueue,
+        posting_dlq: sqs.IQueue,
         rest_api: apigw.RestApi,
     ) -> cw.Dashboard:
         dashboard = cw.Dashboard(
@@ -381,7 +427,8 @@ class Monitoring(Construct):
                 markdown=(
                     f"## {self.prefix} operations\n"
                     f"Alerts: **{SALES_OPS}** (deals that did not become projects), "
-                    f"**{INTEGRATION_ENGINEERS}** (the platform is unhealthy). "
+                    f"**{INTEGRATION_ENGINEERS}** (the platform is unhealthy), "
+                    f"**{FINANCE_OPS}** (time and expenses that did not post). "
                     f"Parked deals: {PARKED}; redrive: {REDRIVE}."
                 ),
                 width=24,
@@ -391,7 +438,7 @@ class Monitoring(Construct):
         dashboard.add_widgets(
             *(
                 cw.AlarmStatusWidget(
-                    title=f"Alerts for {audience}", alarms=list(self.alarms[audience]), width=12, height=4
+                    title=f"Alerts for {audience}", alarms=list(self.alarms[audience]), width=8, height=4
                 )
                 for audience in AUDIENCES
             )
@@ -454,6 +501,34 @@ class Monitoring(Construct):
                     function.metric_duration(period=FIVE_MINUTES, statistic=cw.Stats.p(95), label=name)
                     for name, function in functions.items()
                 ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Time and expense entries by outcome",
+                left=[
+                    self._hub_metric(name, POSTING_SERVICE, label)
+                    for name, label in (
+                        ("EntriesPosted", "Posted"),
+                        ("EntriesDuplicate", "Already posted (redelivery)"),
+                        ("EntriesAdjustment", "Edited after posting (adjustment)"),
+                        ("EntriesHeld", "Held (closed period)"),
+                        ("EntriesParked", "Parked (a check failed)"),
+                        ("EntriesRejected", "Not approved / deleted"),
+                        ("EntriesRetry", "Retried (throttled or unavailable)"),
+                    )
+                ],
+                width=16,
+            ),
+            cw.GraphWidget(
+                title="Parked entries (posting dead-letter queue)",
+                left=[
+                    posting_dlq.metric_approximate_number_of_messages_visible(
+                        period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM, label="Parked entries"
+                    )
+                ],
+                left_y_axis=cw.YAxisProps(min=0),
                 width=8,
             ),
         )

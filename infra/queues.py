@@ -60,11 +60,23 @@ class RedrivableQueue(Construct):
 
 class Queues(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, prefix: str, intake_consumer_timeout: Duration
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        prefix: str,
+        intake_consumer_timeout: Duration,
+        posting_consumer_timeout: Duration,
     ):
         super().__init__(scope, construct_id)
         # Opportunity intake: written by the CRM webhook, read by the project-initiation starter. Its DLQ is
         # also where the state machine parks a transaction for ops to fix and redrive.
         self.intake = RedrivableQueue(
             self, "Intake", queue_name=f"{prefix}-intake", consumer_timeout=intake_consumer_timeout
+        )
+        # Time and expense posting: written by the PSA webhook and the sweep (pointers to PSA entries), read in
+        # batches by the posting consumer. Its DLQ holds parked entries with their reason (message attributes)
+        # and whatever kept failing for a reason other than throttling; ops redrive it from the console.
+        self.posting = RedrivableQueue(
+            self, "Posting", queue_name=f"{prefix}-posting", consumer_timeout=posting_consumer_timeout
         )

@@ -34,6 +34,13 @@ class HubSecrets(Construct):
             "list two during a rotation",
             WEBHOOK_PLACEHOLDER,
         )
+        self.psa_webhook = self._secret(
+            "PsaWebhook",
+            f"{prefix}/webhooks/psa",
+            "Standard Webhooks signing secrets of the PSA sender (time and expense approvals): "
+            '{"secrets": ["whsec_..."]}; list two during a rotation',
+            WEBHOOK_PLACEHOLDER,
+        )
         self.crm = self._secret(
             "Crm",
             f"{prefix}/crm/salesforce",

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda_event_sources as sources_
 from constructs import Construct
 
 from infra import tables as tbl
@@ -21,6 +24,14 @@ from infra.workflow import ProjectInitiation
 STARTER_TIMEOUT = Duration.seconds(30)
 STARTER_MAX_CONCURRENCY = 5
 MAX_WEBHOOK_BODY_BYTES = 1_048_576
+# A posting batch: read the PSA, check, claim, post (a budget slot may take 20 s to free up), record.
+POSTING_TIMEOUT = Duration.seconds(180)
+POSTING_BATCH_SIZE = 100  # one Business Central $batch; NetSuite takes them one per call either way
+POSTING_BATCHING_WINDOW = Duration.seconds(5)
+SWEEP_TIMEOUT = Duration.seconds(300)
+SWEEP_OVERLAP = Duration.minutes(15)
+SWEEP_MAX_SPAN = Duration.hours(6)
+SWEEP_FIRST_LOOKBACK = Duration.days(7)
 
 
 class HubStack(Stack):
@@ -38,7 +49,13 @@ class HubStack(Stack):
         prefix = config.stack_name
 
         tables = tbl.Tables(self, "Tables")
-        queues = Queues(self, "Queues", prefix=prefix, intake_consumer_timeout=STARTER_TIMEOUT)
+        queues = Queues(
+            self,
+            "Queues",
+            prefix=prefix,
+            intake_consumer_timeout=STARTER_TIMEOUT,
+            posting_consumer_timeout=POSTING_TIMEOUT,
+        )
         intake = queues.intake
         bus = HubEvents(self, "Events", prefix=prefix)
         secrets = HubSecrets(self, "Secrets", prefix=prefix, erp_systems=config.erp_systems)
@@ -143,11 +160,127 @@ class HubStack(Stack):
         tbl.grant(starter.role, tables.ledger, (*tbl.READ, *tbl.RECORD))
         workflow.start_from_queue(starter.function, intake.queue, max_concurrency=STARTER_MAX_CONCURRENCY)
 
-        api = HubApi(
-            self, "Api", webhook_function=webhook.function, transactions_function=transactions.function
+        # --- Time and expenses to finance: PSA webhook and scheduled sweep -> posting queue -> consumer.
+        posting = queues.posting
+        psa_webhook = ServiceFunction(
+            self,
+            "PsaWebhook",
+            name="psa_webhook",
+            defaults=defaults,
+            description="POST /v1/webhooks/psa/{time-entries,expenses}: verify, enqueue entry pointers",
+            timeout=Duration.seconds(10),
+            environment={
+                "IDEMPOTENCY_TABLE": tables.idempotency.table_name,
+                "POSTING_QUEUE_URL": posting.queue.queue_url,
+                "PSA_WEBHOOK_SECRET_ARN": secrets.psa_webhook.secret_arn,
+                "MAX_BODY_BYTES": str(MAX_WEBHOOK_BODY_BYTES),
+            },
+        )
+        tbl.grant(psa_webhook.role, tables.idempotency, tbl.IDEMPOTENCY_RECORDS)
+        posting.queue.grant_send_messages(psa_webhook.role)
+        secrets.psa_webhook.grant_read(psa_webhook.role)
+
+        sweep = ServiceFunction(
+            self,
+            "PostingSweep",
+            name="posting_sweep",
+            defaults=defaults,
+            description="Every few minutes: approved PSA time and expenses changed since the watermark -> queue",
+            timeout=SWEEP_TIMEOUT,
+            environment={
+                "LEDGER_TABLE": tables.ledger.table_name,
+                "POSTING_QUEUE_URL": posting.queue.queue_url,
+                "PSA_SECRET_ARN": secrets.psa.secret_arn,
+                # The overlap re-reads the last stretch of the previous window (the PSA's clock and commit
+                # lag); a run far behind catches up a span at a time; a first run looks back a week.
+                "SWEEP_OVERLAP_SECONDS": str(SWEEP_OVERLAP.to_seconds()),
+                "SWEEP_MAX_SPAN_SECONDS": str(SWEEP_MAX_SPAN.to_seconds()),
+                "SWEEP_FIRST_LOOKBACK_SECONDS": str(SWEEP_FIRST_LOOKBACK.to_seconds()),
+            },
+        )
+        # The sweep's watermarks (SWEEP#...) and the held entries it hands back for another look.
+        tbl.grant(
+            sweep.role,
+            tables.ledger,
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*"]}},
+        )
+        tbl.grant(
+            sweep.role,
+            tables.ledger,
+            ("dynamodb:Query",),
+            index_arns=[f"{tables.ledger.table_arn}/index/by_status"],
+        )
+        posting.queue.grant_send_messages(sweep.role)
+        secrets.psa.grant_read(sweep.role)
+        events.Rule(
+            self,
+            "PostingSweepSchedule",
+            description=f"Start the time and expense sweep every {config.sweep_minutes} minutes",
+            schedule=events.Schedule.rate(Duration.minutes(config.sweep_minutes)),
+            targets=[targets.LambdaFunction(sweep.function, retry_attempts=2)],
         )
 
-        self.functions = {f.name: f for f in (webhook, transactions, steps, starter)}
+        budgets = {
+            system: {"pool": config.pool_of(system).pool, "limit": config.pool_of(system).limit}
+            for system in config.erp_systems
+        }
+        consumer = ServiceFunction(
+            self,
+            "PostingConsumer",
+            name="posting_consumer",
+            defaults=defaults,
+            description="Posting queue consumer: check and post approved time and expenses to the entity's ERP",
+            timeout=POSTING_TIMEOUT,
+            environment={
+                "LEDGER_TABLE": tables.ledger.table_name,
+                "ROUTING_TABLE": tables.routing.table_name,
+                "EVENT_BUS_NAME": bus.bus.event_bus_name,
+                "POSTING_QUEUE_URL": posting.queue.queue_url,
+                "POSTING_DLQ_URL": posting.dlq.queue_url,
+                "PSA_SECRET_ARN": secrets.psa.secret_arn,
+                "ERP_SECRET_ARNS": self.to_json_string(
+                    {system: secret.secret_arn for system, secret in secrets.erp.items()}
+                ),
+                "ERP_BUDGETS": self.to_json_string(budgets),
+            },
+        )
+        tbl.grant(consumer.role, tables.ledger, (*tbl.READ, *tbl.RECORD))
+        tbl.grant(consumer.role, tables.routing, tbl.READ)
+        # hub.concurrency: leases on the ERP pools' slots (BUDGET#...), the routing table's only write here.
+        tbl.grant(
+            consumer.role,
+            tables.routing,
+            ("dynamodb:UpdateItem",),
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["BUDGET#*"]}},
+        )
+        bus.bus.grant_put_events_to(consumer.role)
+        secrets.psa.grant_read(consumer.role)
+        for secret in secrets.erp.values():
+            secret.grant_read(consumer.role)
+        posting.queue.grant_send_messages(consumer.role)  # throttled entries, sent back with a delay
+        posting.dlq.grant_send_messages(consumer.role)  # parked entries, held with their reason
+        consumer.function.add_event_source(
+            sources_.SqsEventSource(
+                posting.queue,
+                batch_size=POSTING_BATCH_SIZE,
+                max_batching_window=POSTING_BATCHING_WINDOW,
+                max_concurrency=config.posting_max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )
+
+        api = HubApi(
+            self,
+            "Api",
+            webhook_function=webhook.function,
+            transactions_function=transactions.function,
+            psa_webhook_function=psa_webhook.function,
+        )
+
+        self.functions = {
+            f.name: f for f in (webhook, transactions, steps, starter, psa_webhook, sweep, consumer)
+        }
 
         # --- Alarms routed to who acts on them (sales ops, integration engineers), and the dashboard.
         monitoring = Monitoring(
@@ -158,6 +291,7 @@ class HubStack(Stack):
             functions={name: f.function for name, f in self.functions.items()},
             state_machine=workflow.state_machine,
             parked_queue=intake.dlq,
+            posting_dlq=posting.dlq,
             rest_api=api.rest_api,
             alarm_emails=alarm_emails_from_context(self.node.try_get_context("alarmEmails")),
         )
@@ -174,6 +308,12 @@ class HubStack(Stack):
             "IdempotencyTableName": (tables.idempotency.table_name, "Powertools idempotency table"),
             "IntakeQueueUrl": (intake.queue.queue_url, "Opportunity intake queue"),
             "IntakeDlqUrl": (intake.dlq.queue_url, "Intake dead-letter queue (parked transactions; redrive)"),
+            "PostingQueueUrl": (posting.queue.queue_url, "Time and expense posting queue"),
+            "PostingDlqUrl": (
+                posting.dlq.queue_url,
+                "Posting dead-letter queue (parked time and expense entries, with reasons; redrive)",
+            ),
+            "PsaWebhookSecretArn": (secrets.psa_webhook.secret_arn, "PSA webhook signing secrets"),
             "ProjectInitiationStateMachineArn": (
                 workflow.state_machine.state_machine_arn,
                 "Project-initiation state machine",

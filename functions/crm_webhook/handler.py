@@ -10,7 +10,6 @@ recording and enqueueing; the project is built by the project-initiation state m
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from hub.flows.initiation.intake import (
     accept,
     minimal_opportunity,
 )
+from hub.http_answers import json_answer, media_type, problem_answer, request_body, request_headers
 from hub.observability import entry, logger, metrics
 from hub.settings import CrmWebhookSettings, load
 from hub.webhooks import (
@@ -95,10 +95,6 @@ def default_deps() -> WebhookDeps:
     )
 
 
-def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
-
-
 def _xml(status: int, body: str) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "text/xml; charset=utf-8"}, "body": body}
 
@@ -110,20 +106,7 @@ def _reject(
     logger.info("webhook rejected", extra={"status": status, "error": error})
     if soap:
         return _xml(status, soap_fault(error if not problems else f"{error}: {problems}"))
-    return _json(status, {"error": error, **({"problems": problems} if problems else {})})
-
-
-def _headers(event: dict[str, Any]) -> dict[str, str]:
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items() if v is not None}
-    for key, values in (event.get("multiValueHeaders") or {}).items():
-        if values and key.lower() not in headers:
-            headers[key.lower()] = values[-1]
-    return headers
-
-
-def _body(event: dict[str, Any]) -> bytes:
-    raw = event.get("body") or ""
-    return base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
+    return problem_answer(status, error, problems)
 
 
 def _json_delivery(body: bytes, headers: dict[str, str], deps: WebhookDeps) -> dict[str, Any]:
@@ -165,7 +148,7 @@ def _json_delivery(body: bytes, headers: dict[str, str], deps: WebhookDeps) -> d
             "enqueued": accepted.enqueued,
         },
     )
-    return _json(202, {"correlationId": accepted.correlation_id, "status": accepted.status})
+    return json_answer(202, {"correlationId": accepted.correlation_id, "status": accepted.status})
 
 
 def _soap_delivery(body: bytes, deps: WebhookDeps) -> dict[str, Any]:
@@ -227,11 +210,11 @@ def _soap_delivery(body: bytes, deps: WebhookDeps) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None) -> dict[str, Any]:
     deps = deps or default_deps()
     deps.on_invoke(context)
-    headers = _headers(event)
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    headers = request_headers(event)
+    content_type = media_type(headers)
     soap = content_type in SOAP_TYPES
     try:
-        body = _body(event)
+        body = request_body(event)
     except ValueError:
         return _reject(
             400, "body is not valid base64", [{"field": "body", "problem": "invalid base64"}], soap=soap
@@ -252,4 +235,8 @@ def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None
         logger.exception("could not record the delivery")
         metrics.add_metric(name="WebhookErrors", unit="Count", value=1)
         message = "temporarily unable to record the delivery; retry later"
-        return _xml(503, soap_fault(message, client_fault=False)) if soap else _json(503, {"error": message})
+        return (
+            _xml(503, soap_fault(message, client_fault=False))
+            if soap
+            else json_answer(503, {"error": message})
+        )

@@ -11,6 +11,7 @@ Everything is keyed on the correlation id so one query returns the whole story o
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 from collections.abc import Mapping
@@ -132,9 +133,11 @@ class Ledger:
         attempt: int | None = None,
         only_if_in: frozenset[Status] | None = None,
         only_if_attempt: int | None = None,
+        release: bool = False,
     ) -> bool:
         """Move the transaction to ``status``; with ``only_if_in``, only from those statuses (and with
-        ``only_if_attempt``, only while it is at that attempt). True if moved."""
+        ``only_if_attempt``, only while it is at that attempt); ``release`` also ends a posting claim in the
+        same write. True if moved."""
         now = _now()
         names = {"#s": "status"}
         values: dict[str, Any] = {":s": str(status), ":u": now, ":g": f"ST#{status}"}
@@ -145,6 +148,8 @@ class Ledger:
             values[":r"] = reason
         elif status in (Status.COMPLETED, Status.RUNNING, Status.QUEUED):
             removes.append("reason")
+        if release:
+            removes.extend(("claim_owner", "claim_until", "claim_version"))
         if attempt is not None:
             sets.append("attempt = :a")
             values[":a"] = attempt
@@ -177,6 +182,46 @@ class Ledger:
         except exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def claim(self, correlation_id: str, *, version: int, owner: str, lease_seconds: float) -> bool:
+        """Take the right to post ``version`` of this transaction for ``lease_seconds``: one conditional write.
+
+        Refused (False) while another owner's claim is live, or once this version (or a later one) is posted,
+        so two consumers holding copies of one entry never both post it. A claim ends with ``release`` or
+        with the status the poster records (``set_status(..., release=True)``), or lapses at its lease: a
+        consumer that died holding it delays the entry by one lease, it does not lose it."""
+        now = dt.datetime.now(dt.UTC).timestamp()
+        exceptions = self._table.meta.client.exceptions
+        try:
+            self._table.update_item(
+                Key={"pk": f"TX#{correlation_id}", "sk": "TX"},
+                UpdateExpression="SET claim_owner = :o, claim_until = :until, claim_version = :v",
+                ConditionExpression=(
+                    "attribute_exists(pk)"
+                    " AND (attribute_not_exists(claim_until) OR claim_until < :now OR claim_owner = :o)"
+                    " AND (attribute_not_exists(refs.postedVersion) OR refs.postedVersion < :v)"
+                ),
+                ExpressionAttributeValues={
+                    ":o": owner,
+                    ":until": Decimal(str(round(now + lease_seconds, 3))),
+                    ":now": Decimal(str(round(now, 3))),
+                    ":v": version,
+                },
+            )
+        except exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release(self, correlation_id: str, *, owner: str) -> None:
+        """Give a claim back early (the post will be retried); a claim someone else holds is left alone."""
+        exceptions = self._table.meta.client.exceptions
+        with contextlib.suppress(exceptions.ConditionalCheckFailedException):
+            self._table.update_item(
+                Key={"pk": f"TX#{correlation_id}", "sk": "TX"},
+                UpdateExpression="REMOVE claim_owner, claim_until, claim_version",
+                ConditionExpression="claim_owner = :o",
+                ExpressionAttributeValues={":o": owner},
+            )
 
     def checkpoint(
         self,

@@ -64,6 +64,42 @@ class InitiationStepsSettings(FunctionSettings):
     erp_secret_arns: Json[dict[str, str]]
 
 
+class PsaWebhookSettings(FunctionSettings):
+    idempotency_table: str
+    posting_queue_url: str
+    psa_webhook_secret_arn: str
+    max_body_bytes: int = 1_048_576
+
+
+class PostingSweepSettings(FunctionSettings):
+    ledger_table: str  # holds the sweep's watermarks (pk=SWEEP#{kind})
+    posting_queue_url: str
+    psa_secret_arn: str
+    sweep_overlap_seconds: int = Field(default=900, ge=0)
+    sweep_max_span_seconds: int = Field(default=6 * 3600, ge=1)
+    sweep_first_lookback_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+
+
+class ErpBudget(BaseModel):
+    """The concurrency pool an ERP system draws on (systems of one NetSuite account share one pool)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pool: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    limit: int = Field(ge=1)
+
+
+class PostingConsumerSettings(FunctionSettings):
+    ledger_table: str
+    routing_table: str
+    event_bus_name: str
+    posting_queue_url: str  # throttled requests are sent back here with a delay
+    posting_dlq_url: str  # parked requests are held here with their reason, for ops to redrive
+    psa_secret_arn: str
+    erp_secret_arns: Json[dict[str, str]]
+    # ERP system id -> its concurrency pool and limit; the budget items live in the routing table.
+    erp_budgets: Json[dict[str, ErpBudget]]
+
+
 @functools.cache
 def load(settings_cls: type[S]) -> S:
     return settings_cls.from_environment()
@@ -75,4 +111,7 @@ FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
     "transactions_api": TransactionsApiSettings,
     "initiation_starter": InitiationStarterSettings,
     "initiation_steps": InitiationStepsSettings,
+    "psa_webhook": PsaWebhookSettings,
+    "posting_sweep": PostingSweepSettings,
+    "posting_consumer": PostingConsumerSettings,
 }

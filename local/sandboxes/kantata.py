@@ -12,8 +12,12 @@ Simulated vendor behaviour (Kantata OX API documentation, developer.kantata.com)
   errors for 400/404/429/5xx.
 * `POST /workspaces` (title required; `price` is required for budgeted projects; an embedded
   `external_reference` is created with the project), `GET /workspaces[/{id}]`.
-* `GET|POST /stories` (story_type task | milestone | deliverable | issue; bulk create with a `stories` list),
-  `GET /stories/{id}`.
+* `GET|POST /stories` (story_type task | milestone | deliverable | issue; bulk create with a `stories` list;
+  archived stories listed only with `archived=include|only`), `GET /stories/{id}`.
+* a workspace's `status` is `{color, key, message}` (new ones: grey / 300 / "Not Started"); a story's `state` is
+  `not started | started | needs info | completed` (issues: `new | reopened | in progress | blocked | fixed |
+  duplicate | can't repro | resolved | won't fix`). Both are changed through the admin surface
+  (`set_workspace_status`, `archive_workspace`, `set_story_state`, `archive_story`, or `seed()`).
 * `GET|POST /billing_milestones` (the project's billing schedule; money as `amount_in_cents`; list filter
   `workspace_ids`).
 * `GET /external_references` (`subject_type` required) and `POST /external_references/create_or_update`:
@@ -114,6 +118,29 @@ CURRENCIES = {
     "JPY": 1,
 }
 MAX_STORY_DEPTH = 4
+TASK_STATES = ("not started", "started", "needs info", "completed")
+ISSUE_STATES = (
+    "new",
+    "reopened",
+    "in progress",
+    "blocked",
+    "fixed",
+    "duplicate",
+    "can't repro",
+    "resolved",
+    "won't fix",
+)
+# Project status label -> color (Kantata: gray not yet started, light green close to starting, green in progress,
+# yellow in progress with a pending action, red a blocker or ended, blue finished). Only "Not Started" = 300 is a
+# known status key; the colors of "On Hold" and "Cancelled" are assumptions.
+PROJECT_STATUS_COLORS = {
+    "Not Started": "grey",
+    "In Progress": "green",
+    "On Hold": "yellow",
+    "Completed": "blue",
+    "Cancelled": "red",
+}
+PROJECT_STATUS_KEYS = {"Not Started": "300"}
 
 
 class KantataSandbox(TimeExpenseMixin, Sandbox):
@@ -387,12 +414,16 @@ class KantataSandbox(TimeExpenseMixin, Sandbox):
             return self._envelope("stories", [story])
 
     def _list_stories(self, call: Call) -> httpx.Response:
+        """Archived stories are left out unless `archived=include|only` (Kantata's filter)."""
         query = call.query
+        keep = {"include": lambda s: True, "only": lambda s: s["archived"]}.get(
+            query.get("archived", "exclude"), lambda s: not s["archived"]
+        )
         with self._lock:
             rows = [
                 s
                 for s in self._stories.values()
-                if not s["archived"]
+                if keep(s)
                 and _matches(query.get("workspace_id"), s["workspace_id"])
                 and _matches(query.get("story_type"), s["story_type"])
                 and (not _truthy(query.get("parents_only")) or s["parent_id"] is None)
@@ -668,6 +699,53 @@ class KantataSandbox(TimeExpenseMixin, Sandbox):
                 raise ValueError(errors)
             return self._upsert_reference(data)["id"]
 
+    def set_workspace_status(
+        self, workspace_id: str, message: str, *, color: str | None = None, key: str | None = None
+    ) -> None:
+        """Set a project's status as a person does in Kantata (e.g. "On Hold", "Completed", "Cancelled");
+        `color` / `key` default to the sandbox's table (any other label needs a color)."""
+        if color is None and message not in PROJECT_STATUS_COLORS:
+            raise ValueError(f"unknown project status {message!r}: give its color")
+        with self._lock:
+            workspace = self._workspaces.get(str(workspace_id))
+            if workspace is None:
+                raise ValueError(f"no workspace {workspace_id}")
+            workspace["status"] = {
+                "color": color or PROJECT_STATUS_COLORS[message],
+                "key": key if key is not None else PROJECT_STATUS_KEYS.get(message),
+                "message": message,
+            }
+            workspace["updated_at"] = _now()
+
+    def archive_workspace(self, workspace_id: str, archived: bool = True) -> None:
+        """Archive (or restore) a project: archived projects leave listings unless asked for."""
+        with self._lock:
+            workspace = self._workspaces.get(str(workspace_id))
+            if workspace is None:
+                raise ValueError(f"no workspace {workspace_id}")
+            workspace["archived"] = archived
+            workspace["updated_at"] = _now()
+
+    def set_story_state(self, story_id: str, state: str) -> None:
+        """Set a task's state (`completed` closes it); the states allowed depend on its story type."""
+        with self._lock:
+            story = self._stories.get(str(story_id))
+            if story is None:
+                raise ValueError(f"no story {story_id}")
+            allowed = ISSUE_STATES if story["story_type"] == "issue" else TASK_STATES
+            if state not in allowed:
+                raise ValueError(f"state must be one of {allowed} for a {story['story_type']}")
+            story["state"] = state
+            story["updated_at"] = _now()
+
+    def archive_story(self, story_id: str, archived: bool = True) -> None:
+        with self._lock:
+            story = self._stories.get(str(story_id))
+            if story is None:
+                raise ValueError(f"no story {story_id}")
+            story["archived"] = archived
+            story["updated_at"] = _now()
+
     def workspaces(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(w) for w in self._workspaces.values()]
@@ -700,7 +778,9 @@ class KantataSandbox(TimeExpenseMixin, Sandbox):
     def seed(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """{"users": n, "workspaces": [{fields..., "stories": [fields...], "time_entries": {"count", "approve",
         ...seed_time_entries args}, "expenses": {"count", "approve", ...seed_expenses args}}],
-        "external_references": [fields...]}. Seeded time and expenses belong to the seeded users in turn."""
+        "external_references": [fields...], "workspace_statuses": [{"workspace_id", "message"?, "color"?, "key"?,
+        "archived"?}], "story_states": [{"story_id", "state"?, "archived"?}]}. Seeded time and expenses belong to
+        the seeded users in turn. The last two change existing records (close a project or task mid-run)."""
         created: dict[str, Any] = {
             "users": self.seed_users(int(payload.get("users", 0))),
             "workspaces": [],
@@ -734,7 +814,29 @@ class KantataSandbox(TimeExpenseMixin, Sandbox):
         created["external_references"] = [
             self.seed_external_reference(**r) for r in payload.get("external_references", [])
         ]
+        created["workspace_statuses"] = [
+            self._apply_workspace_status(c) for c in payload.get("workspace_statuses", [])
+        ]
+        created["story_states"] = [self._apply_story_state(c) for c in payload.get("story_states", [])]
         return created
+
+    def _apply_workspace_status(self, change: Mapping[str, Any]) -> str:
+        workspace_id = str(change["workspace_id"])
+        if change.get("message") is not None:
+            self.set_workspace_status(
+                workspace_id, str(change["message"]), color=change.get("color"), key=change.get("key")
+            )
+        if change.get("archived") is not None:
+            self.archive_workspace(workspace_id, bool(change["archived"]))
+        return workspace_id
+
+    def _apply_story_state(self, change: Mapping[str, Any]) -> str:
+        story_id = str(change["story_id"])
+        if change.get("state") is not None:
+            self.set_story_state(story_id, str(change["state"]))
+        if change.get("archived") is not None:
+            self.archive_story(story_id, bool(change["archived"]))
+        return story_id
 
     def state(self) -> dict[str, Any]:
         return {

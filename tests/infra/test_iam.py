@@ -134,7 +134,9 @@ def test_steps_reach_their_tables_bus_and_connection_secrets_only(synth: Synth) 
     }
     bus = _logical(synth, "AWS::Events::EventBus", "EventsBus")
     secrets = {
-        k for k in synth.of_type("AWS::SecretsManager::Secret") if not k.startswith("SecretsCrmWebhook")
+        k
+        for k in synth.of_type("AWS::SecretsManager::Secret")
+        if not k.startswith(("SecretsCrmWebhook", "SecretsPsaWebhook"))
     }
     grants = _data_grants(synth, "initiation_steps")
     assert set(grants) == {*tables.values(), bus, *secrets}

@@ -12,7 +12,7 @@ import pytest
 from infra.config import AUDIENCES, ConfigError, alarm_emails_from_context
 from tests.infra.stack_view import ROOT, Synth, as_list, function_by_name, render
 
-SALES_OPS, ENGINEERS = AUDIENCES
+SALES_OPS, ENGINEERS, FINANCE_OPS = AUDIENCES
 PREFIX = "pshub"
 # The whole routing table: adding, removing or re-routing an alarm is a decision this test makes visible.
 EXPECTED_AUDIENCE = {
@@ -23,9 +23,18 @@ EXPECTED_AUDIENCE = {
     "pshub-webhook-rejections": ENGINEERS,
     "pshub-webhook-errors": ENGINEERS,
     "pshub-api-server-errors": ENGINEERS,
+    "pshub-parked-entries": FINANCE_OPS,
     **{
         f"pshub-{name.replace('_', '-')}-{kind}": ENGINEERS
-        for name in ("crm_webhook", "transactions_api", "initiation_steps", "initiation_starter")
+        for name in (
+            "crm_webhook",
+            "transactions_api",
+            "initiation_steps",
+            "initiation_starter",
+            "psa_webhook",
+            "posting_sweep",
+            "posting_consumer",
+        )
         for kind in ("errors", "throttles")
     },
 }
@@ -80,6 +89,12 @@ def test_every_alarm_tells_its_audience_when_it_fires_and_when_it_clears(synth: 
         assert alarm["AlarmActions"] == [topic], name
         assert alarm["OKActions"] == [topic], name
         assert alarm.get("ActionsEnabled", True) is True, name
+
+
+def test_finance_ops_hear_only_about_entries_that_did_not_post(synth: Synth) -> None:
+    finance_topic = {"Ref": _topic_ids(synth)[FINANCE_OPS]}
+    to_finance = {name for name, a in _alarms(synth).items() if finance_topic in a["AlarmActions"]}
+    assert to_finance == {"pshub-parked-entries"}
 
 
 def test_sales_ops_hear_only_about_deals_that_did_not_become_projects(synth: Synth) -> None:

@@ -138,7 +138,12 @@ def test_rest_api_has_the_v1_routes_and_stage(deployed) -> None:
     apigateway = session.client("apigateway")
     resources = apigateway.get_resources(restApiId=outputs["RestApiId"])["items"]
     routes = {(r["path"], m) for r in resources for m in r.get("resourceMethods", {})}
-    assert routes == {("/v1/webhooks/crm/opportunities", "POST"), ("/v1/transactions/{correlationId}", "GET")}
+    assert routes == {
+        ("/v1/webhooks/crm/opportunities", "POST"),
+        ("/v1/webhooks/psa/time-entries", "POST"),
+        ("/v1/webhooks/psa/expenses", "POST"),
+        ("/v1/transactions/{correlationId}", "GET"),
+    }
     stages = [s["stageName"] for s in apigateway.get_stages(restApiId=outputs["RestApiId"])["item"]]
     assert outputs["ApiUrl"].rstrip("/").rsplit("/", 1)[-1] in stages
 

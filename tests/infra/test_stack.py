@@ -270,7 +270,13 @@ def test_secrets_are_retained_and_carry_no_generated_value(synth: Synth) -> None
     secrets = synth.of_type("AWS::SecretsManager::Secret")
     names = {s["Properties"]["Name"] for s in secrets.values()}
     erp = {f"pshub/erp/{system}" for system in synth.app.node.try_get_context("erpSystems")}
-    assert names == {"pshub/webhooks/crm", "pshub/crm/salesforce", "pshub/psa/kantata", *erp}
+    assert names == {
+        "pshub/webhooks/crm",
+        "pshub/webhooks/psa",
+        "pshub/crm/salesforce",
+        "pshub/psa/kantata",
+        *erp,
+    }
     for logical_id, secret in secrets.items():
         assert secret["DeletionPolicy"] == "Retain", logical_id
         assert "GenerateSecretString" not in secret["Properties"], logical_id

@@ -3,55 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 
 import pytest
 
-from hub.connectors.ports import PostingResult
 from hub.errors import DataValidationError, ThrottledError
 from hub.events import EventPublisher
 from hub.flows.posting.service import Fate, PostingDeps, correlation_id, post_batch
 from hub.ledger import Ledger
 from hub.model import ClosedPeriodAction, ProjectStatus, TaskStatus
 from hub.routing import RoutingTable
+from tests.support.fakes import FakePostingErp
 from tests.support.time_expense_builders import (
     expense_line,
-    monthly_calendar,
     posting_policy,
     tax_rules,
     time_entry,
 )
 
 NOW = dt.datetime(2026, 12, 1, 15, 0, tzinfo=dt.UTC)
-
-
-class FakeErp:
-    """Posts by (psa id, version): a second post of the same version finds the first record."""
-
-    def __init__(self, calendar_closed: tuple[str, ...] = ()):
-        self.records: dict[tuple[str, int], str] = {}
-        self.calls = 0
-        self.closed = calendar_closed
-        self.fail: dict[str, Exception] = {}
-        self._ids = itertools.count(5001)
-
-    def accounting_calendar(self, legal_entity_code, *, subsidiary_id):
-        return monthly_calendar(legal_entity_code, closed=self.closed)
-
-    def _post(self, key):
-        if key[0] in self.fail:
-            return PostingResult(psa_id=key[0], version=key[1], error=self.fail[key[0]])
-        created = key not in self.records
-        self.records.setdefault(key, str(next(self._ids)))
-        return PostingResult(psa_id=key[0], version=key[1], erp_id=self.records[key], created=created)
-
-    def post_time_entries(self, items):
-        self.calls += 1
-        return [self._post((i.entry.psa_id, i.entry.version)) for i in items]
-
-    def post_expense_lines(self, items):
-        self.calls += 1
-        return [self._post((i.line.psa_id, i.line.version)) for i in items]
 
 
 class Config:
@@ -74,7 +43,7 @@ class Config:
 @pytest.fixture
 def world(hub):
     def make(erp=None, config=None):
-        erp = erp or FakeErp()
+        erp = erp or FakePostingErp()
         deps = PostingDeps(
             ledger=Ledger(hub.ledger_table),
             routing=RoutingTable(hub.routing_table),
@@ -114,21 +83,21 @@ def test_withdrawn_approvals_are_rejected_and_violations_parked_with_every_reaso
     withdrawn = time_entry(psa_id="TE-W", approval_status="withdrawn")
     too_long = [time_entry(psa_id=f"TE-L{n}", hours="7") for n in range(2)]  # 14 h in one day
     outcome = post_batch([withdrawn, *too_long], deps)
-    assert outcome.fates["TE-W#v1"] is Fate.REJECTED
+    assert outcome.fates["time-entry:TE-W#v1"] is Fate.REJECTED
     assert outcome.count(Fate.PARKED) == 2 and erp.calls == 0
     tx = deps.ledger.get(correlation_id(too_long[0]))
     assert tx["status"] == "PARKED" and "14" in tx["reason"]
 
 
 def test_a_closed_period_holds_the_entry_when_the_entity_holds(world):
-    deps, _ = world(erp=FakeErp(calendar_closed=("2026-11",)), config=Config(ClosedPeriodAction.HOLD))
+    deps, _ = world(erp=FakePostingErp(calendar_closed=("2026-11",)), config=Config(ClosedPeriodAction.HOLD))
     outcome = post_batch([time_entry()], deps)
     assert outcome.count(Fate.HELD) == 1
     assert deps.ledger.get(correlation_id(time_entry()))["status"] == "HELD"
 
 
 def test_throttled_items_go_back_to_the_queue_and_erp_refusals_park(world):
-    erp = FakeErp()
+    erp = FakePostingErp()
     erp.fail["TE-T"] = ThrottledError("429", retry_after=1, system="netsuite")
     erp.fail["TE-X"] = DataValidationError("unknown employee", system="netsuite")
     deps, _ = world(erp=erp)
@@ -140,8 +109,11 @@ def test_throttled_items_go_back_to_the_queue_and_erp_refusals_park(world):
         ],
         deps,
     )
-    assert outcome.retry == ["TE-T#v1"]
-    assert outcome.fates["TE-X#v1"] is Fate.PARKED and outcome.fates["TE-OK#v1"] is Fate.POSTED
+    assert outcome.retry == ["time-entry:TE-T#v1"]
+    assert (
+        outcome.fates["time-entry:TE-X#v1"] is Fate.PARKED
+        and outcome.fates["time-entry:TE-OK#v1"] is Fate.POSTED
+    )
     assert deps.ledger.get(correlation_id(time_entry(psa_id="TE-T")))["status"] == "RECEIVED"
 
 
@@ -156,12 +128,15 @@ def test_expenses_post_with_their_tax_and_conservation_holds(world):
     outcome = post_batch(items, deps)
     counted = sum(outcome.count(f) for f in (Fate.POSTED, Fate.HELD, Fate.PARKED, Fate.REJECTED))
     assert counted == len(items)
-    assert outcome.fates["EX-1#v1"] is Fate.POSTED and outcome.fates["EX-2#v1"] is Fate.PARKED
+    assert outcome.fates["expense:EX-1#v1"] is Fate.POSTED and outcome.fates["expense:EX-2#v1"] is Fate.PARKED
 
 
 def test_an_entry_of_an_unrouted_entity_parks_alone_and_the_batch_goes_on(world):
     deps, erp = world()
     stray = time_entry(psa_id="TE-ZZ", legal_entity_code="ZZ01", worker_id="W-9")
     outcome = post_batch([stray, time_entry(psa_id="TE-OK", hours="2")], deps)
-    assert outcome.fates["TE-ZZ#v1"] is Fate.PARKED and outcome.fates["TE-OK#v1"] is Fate.POSTED
+    assert (
+        outcome.fates["time-entry:TE-ZZ#v1"] is Fate.PARKED
+        and outcome.fates["time-entry:TE-OK#v1"] is Fate.POSTED
+    )
     assert "ZZ01" in deps.ledger.get(correlation_id(stray))["reason"]

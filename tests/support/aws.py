@@ -30,6 +30,9 @@ class HubResources:
     bus_name: str = "pshub-events"
     intake_queue_url: str = ""
     intake_dlq_url: str = ""
+    posting_queue_url: str = ""
+    posting_dlq_url: str = ""
+    psa_webhook_secret_arn: str = ""
     events_tap_url: str = ""
     webhook_secret_arn: str = ""
     state_machine_arn: str = ""
@@ -186,6 +189,17 @@ def build(res: HubResources) -> HubResources:
             "VisibilityTimeout": "360",
         },
     )["QueueUrl"]
+    res.posting_dlq_url = sqs.create_queue(QueueName="pshub-posting-dlq")["QueueUrl"]
+    posting_dlq_arn = sqs.get_queue_attributes(QueueUrl=res.posting_dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    res.posting_queue_url = sqs.create_queue(
+        QueueName="pshub-posting",
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": posting_dlq_arn, "maxReceiveCount": "5"}),
+            "VisibilityTimeout": "360",
+        },
+    )["QueueUrl"]
     res.events_tap_url = sqs.create_queue(QueueName="pshub-events-tap")["QueueUrl"]
     tap_arn = sqs.get_queue_attributes(QueueUrl=res.events_tap_url, AttributeNames=["QueueArn"])[
         "Attributes"
@@ -197,6 +211,9 @@ def build(res: HubResources) -> HubResources:
     secrets = boto3.client("secretsmanager", region_name=REGION)
     res.webhook_secret_arn = secrets.create_secret(
         Name="pshub/webhooks/crm", SecretString=json.dumps({"secrets": [TEST_SECRET]})
+    )["ARN"]
+    res.psa_webhook_secret_arn = secrets.create_secret(
+        Name="pshub/webhooks/psa", SecretString=json.dumps({"secrets": [TEST_SECRET]})
     )["ARN"]
     res.steps_function_arn = create_function("pshub-initiation-steps")
     sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -223,6 +240,15 @@ def build(res: HubResources) -> HubResources:
         "CRM_SECRET_ARN": "unused-in-integration",
         "PSA_SECRET_ARN": "unused-in-integration",
         "ERP_SECRET_ARNS": json.dumps({"netsuite-us": "unused", "netsuite-uk": "unused"}),
+        "POSTING_QUEUE_URL": res.posting_queue_url,
+        "POSTING_DLQ_URL": res.posting_dlq_url,
+        "PSA_WEBHOOK_SECRET_ARN": res.psa_webhook_secret_arn,
+        "ERP_BUDGETS": json.dumps(
+            {
+                "netsuite-us": {"pool": "netsuite", "limit": 5},
+                "netsuite-uk": {"pool": "netsuite", "limit": 5},
+            }
+        ),
     }
     return res
 

@@ -6,13 +6,27 @@ with a given error, which is how the tests drive retries and parking determinist
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from hub.errors import HubError
-from hub.model import Account, BillingSchedule, Opportunity, Project, WbsTask
+from hub.connectors.ports import LineItems, LineKind, PostingResult
+from hub.errors import DataValidationError, HubError, PermanentError
+from hub.model import (
+    Account,
+    ApprovalStatus,
+    BillingSchedule,
+    ExpenseLine,
+    Opportunity,
+    Project,
+    ProjectStatus,
+    TaskStatus,
+    TimeEntry,
+    WbsTask,
+)
 
 
 class _Fake:
@@ -114,3 +128,131 @@ class FakeErp(_Fake):
             job = self.jobs.setdefault(project.external_id, {"id": f"j-{next(self._ids)}"})
             job.update(customer=customer_id, subsidiary=subsidiary_id, psa=project.psa_project_id)
             return job["id"]
+
+
+class FakePsaTime(_Fake):
+    """``PsaTimePort`` in memory. ``entries`` holds each line item as the PSA has it now, keyed by
+    ``(kind, psa_id)`` (kind ``"time-entry"`` / ``"expense"``); change or delete one to simulate an edit, a
+    withdrawn approval or a deletion between the message and the re-read. ``unmappable`` makes an id come back
+    as unmappable; ``projects`` / ``tasks`` hold the statuses (an id not there is absent from the answer, as
+    the PSA does not return it). ``calls`` counts each method, ``fail_next`` makes the next calls fail."""
+
+    def __init__(
+        self,
+        entries: dict[tuple[str, str], TimeEntry | ExpenseLine] | None = None,
+        *,
+        projects: dict[str, ProjectStatus] | None = None,
+        tasks: dict[str, TaskStatus] | None = None,
+    ) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], TimeEntry | ExpenseLine] = dict(entries or {})
+        self.unmappable: dict[tuple[str, str], DataValidationError] = {}
+        self.projects: dict[str, ProjectStatus] = dict(projects or {})
+        self.tasks: dict[str, TaskStatus] = dict(tasks or {})
+
+    def put(self, *items: TimeEntry | ExpenseLine) -> None:
+        """Store entries under their kind and id (replacing what was there: a new version, a new approval)."""
+        for item in items:
+            kind = "time-entry" if isinstance(item, TimeEntry) else "expense"
+            self.entries[(kind, item.psa_id)] = item
+
+    def approved_time_entries(
+        self, *, updated_after: dt.datetime, updated_before: dt.datetime
+    ) -> Iterator[TimeEntry]:
+        self._enter("approved_time_entries")
+        found = self._approved("time-entry", updated_after, updated_before)
+        return iter([e for e in found if isinstance(e, TimeEntry)])
+
+    def approved_expenses(
+        self, *, updated_after: dt.datetime, updated_before: dt.datetime
+    ) -> Iterator[ExpenseLine]:
+        self._enter("approved_expenses")
+        found = self._approved("expense", updated_after, updated_before)
+        return iter([e for e in found if isinstance(e, ExpenseLine)])
+
+    def _approved(self, kind: str, after: dt.datetime, before: dt.datetime) -> list[TimeEntry | ExpenseLine]:
+        """Approved entries whose approval instant is in ``[after, before)``."""
+        return [
+            item
+            for (k, _), item in sorted(self.entries.items())
+            if k == kind
+            and item.approval_status is ApprovalStatus.APPROVED
+            and item.approved_at is not None
+            and after <= item.approved_at < before
+        ]
+
+    def time_entry(self, psa_id: str) -> TimeEntry:
+        self._enter("time_entry")
+        item = self._one("time-entry", psa_id)
+        assert isinstance(item, TimeEntry)
+        return item
+
+    def expense(self, psa_id: str) -> ExpenseLine:
+        self._enter("expense")
+        item = self._one("expense", psa_id)
+        assert isinstance(item, ExpenseLine)
+        return item
+
+    def _one(self, kind: str, psa_id: str) -> TimeEntry | ExpenseLine:
+        if (kind, psa_id) in self.unmappable:
+            raise self.unmappable[(kind, psa_id)]
+        if (kind, psa_id) not in self.entries:
+            raise PermanentError(f"fake PSA has no {kind} {psa_id}", system="fake-psa", code="not_found")
+        return self.entries[(kind, psa_id)]
+
+    def line_items_by_id(self, kind: LineKind, psa_ids: Sequence[str]) -> LineItems:
+        self._enter("line_items_by_id")
+        wanted = list(dict.fromkeys(psa_ids))
+        unmappable = {i: self.unmappable[(kind, i)] for i in wanted if (kind, i) in self.unmappable}
+        found = {
+            i: self.entries[(kind, i)] for i in wanted if (kind, i) in self.entries and i not in unmappable
+        }
+        missing = tuple(i for i in wanted if i not in found and i not in unmappable)
+        return LineItems(found=found, missing=missing, unmappable=unmappable)
+
+    def project_statuses(self, psa_project_ids: Sequence[str]) -> dict[str, ProjectStatus]:
+        self._enter("project_statuses")
+        return {i: self.projects[i] for i in psa_project_ids if i in self.projects}
+
+    def task_statuses(self, psa_task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        self._enter("task_statuses")
+        return {i: self.tasks[i] for i in psa_task_ids if i in self.tasks}
+
+
+class FakePostingErp:
+    """``ErpPostingPort`` in memory: posts by (psa id, version), so a second post of the same version finds the
+    first record (as NetSuite's external-id upsert does). ``fail`` maps a PSA id to the error its result
+    carries; ``closed`` names closed periods of the monthly calendar; ``during_post`` runs inside each post
+    call (to interleave another consumer deterministically)."""
+
+    def __init__(self, calendar_closed: tuple[str, ...] = ()):
+        self.records: dict[tuple[str, int], str] = {}
+        self.calls = 0
+        self.closed = calendar_closed
+        self.fail: dict[str, Exception] = {}
+        self._ids = itertools.count(5001)
+        self.during_post: Callable[[], None] | None = None
+
+    def accounting_calendar(self, legal_entity_code, *, subsidiary_id):
+        from tests.support.time_expense_builders import monthly_calendar
+
+        return monthly_calendar(legal_entity_code, closed=self.closed)
+
+    def _post(self, key):
+        if key[0] in self.fail:
+            return PostingResult(psa_id=key[0], version=key[1], error=self.fail[key[0]])
+        created = key not in self.records
+        self.records.setdefault(key, str(next(self._ids)))
+        return PostingResult(psa_id=key[0], version=key[1], erp_id=self.records[key], created=created)
+
+    def post_time_entries(self, items):
+        self.calls += 1
+        if self.during_post:
+            self.during_post()
+        return [self._post((i.entry.psa_id, i.entry.version)) for i in items]
+
+    def post_expense_lines(self, items):
+        self.calls += 1
+        if self.during_post:
+            self.during_post()
+        return [self._post((i.line.psa_id, i.line.version)) for i in items]

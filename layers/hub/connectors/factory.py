@@ -9,7 +9,15 @@ Secret shapes (extra keys are ignored):
 - NetSuite: ``{"base_url", "token_url", "account_id", "client_id", "client_secret"}`` and optionally
   ``"currency_ids"`` (ISO code -> the account's currency internal id, e.g. ``{"USD": "1", "GBP": "2"}``;
   references are sent by id, so every account should carry it: without it currencies go by name, which
-  NetSuite does not promise to resolve).
+  NetSuite does not promise to resolve); for time and expenses ``"expense_category_ids"`` (canonical
+  category -> internal id), ``"tax_code_ids"`` (hub tax code -> internal id or null), ``"service_item_id"``
+  and ``"project_tasks"`` (default true);
+- Business Central: ``{"kind": "business-central", "tenant_id", "client_id", "client_secret"}`` and optionally
+  ``"environment"``, ``"base_url"``, ``"token_url"`` (sandbox or sovereign clouds), ``"expense_accounts"``,
+  ``"tax_codes"``, ``"local_currency"`` and the number maps ``"employee_numbers"``, ``"vendor_numbers"``,
+  ``"job_numbers"`` (hub id -> BC number, where they differ).
+
+An ERP secret without ``"kind"`` is NetSuite's.
 
 A bad secret raises ``PermanentError`` naming the keys at fault, never their values.
 
@@ -27,11 +35,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from hub.connectors.business_central import BusinessCentralErp
 from hub.connectors.http import DEFAULT_TIMEOUT, ConcurrencyTransport, RetryPolicy
 from hub.connectors.kantata import KantataPsa
 from hub.connectors.netsuite import NetSuiteErp
 from hub.connectors.salesforce import SalesforceCrm
 from hub.errors import PermanentError
+from hub.model import ExpenseCategory
 
 if TYPE_CHECKING:
     from hub.concurrency import ConcurrencyBudget
@@ -68,6 +78,25 @@ class NetSuiteSecret(_Secret):
     client_id: str = _Text
     client_secret: str = _Text
     currency_ids: dict[_CurrencyCode, _InternalId] | None = None
+    expense_category_ids: dict[ExpenseCategory, _InternalId] | None = None
+    tax_code_ids: dict[str, _InternalId | None] | None = None
+    service_item_id: _InternalId | None = None
+    project_tasks: bool = True
+
+
+class BusinessCentralSecret(_Secret):
+    tenant_id: str = _Text
+    client_id: str = _Text
+    client_secret: str = _Text
+    environment: str = Field(default="production", min_length=1)
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    token_url: str | None = Field(default=None, pattern=r"^https?://")
+    expense_accounts: dict[ExpenseCategory, str] | None = None
+    tax_codes: dict[str, str | None] | None = None
+    local_currency: _CurrencyCode | None = None
+    employee_numbers: dict[str, str] | None = None
+    vendor_numbers: dict[str, str] | None = None
+    job_numbers: dict[str, str] | None = None
 
 
 S = TypeVar("S", bound=_Secret)
@@ -148,15 +177,45 @@ def erp_from_secret(
     transport: httpx.BaseTransport | None = None,
     retry: RetryPolicy | None = None,
     budget: ConcurrencyBudget | None = None,
-) -> NetSuiteErp:
-    """The ERP adapter for ``system_id`` (as in the routing table, e.g. ``netsuite-us``).
+    workers: int = 1,
+) -> NetSuiteErp | BusinessCentralErp:
+    """The ERP adapter for ``system_id`` (as in the routing table, e.g. ``netsuite-us``), by the secret's
+    ``kind``.
 
-    With ``budget``, every request holds a slot of that shared budget (name it after the NetSuite account's
-    pool: every system id reaching the same account must share it).
+    With ``budget``, every request holds a slot of that shared budget (name it after the ERP account's pool:
+    every system id reaching the same NetSuite account must share it). ``workers`` > 1 lets a NetSuite
+    adapter post that many records at once (one per call); keep it at most the budget's limit.
     """
+    kind = str(secret.get("kind", "netsuite")) if isinstance(secret, Mapping) else "netsuite"
+    http = _client(client, transport, budget)
+    if kind == "business-central":
+        bc = _parse(BusinessCentralSecret, secret, system_id)
+        return BusinessCentralErp(
+            http,
+            tenant_id=bc.tenant_id,
+            client_id=bc.client_id,
+            client_secret=bc.client_secret,
+            environment=bc.environment,
+            system=system_id,
+            base_url=bc.base_url,
+            token_url=bc.token_url,
+            retry=retry,
+            employee_numbers=bc.employee_numbers,
+            vendor_numbers=bc.vendor_numbers,
+            job_numbers=bc.job_numbers,
+            expense_accounts=bc.expense_accounts,
+            tax_codes=bc.tax_codes,
+            local_currency=bc.local_currency,
+        )
+    if kind != "netsuite":
+        raise PermanentError(
+            f"the {system_id} connection secret names an unknown ERP kind",
+            system=system_id,
+            code="invalid_secret",
+        )
     parsed = _parse(NetSuiteSecret, secret, system_id)
     return NetSuiteErp(
-        _client(client, transport, budget),
+        http,
         account_id=parsed.account_id,
         token_url=parsed.token_url,
         client_id=parsed.client_id,
@@ -165,4 +224,9 @@ def erp_from_secret(
         base_url=parsed.base_url,
         currency_ids=parsed.currency_ids,
         retry=retry,
+        expense_category_ids=parsed.expense_category_ids,
+        tax_code_ids=parsed.tax_code_ids,
+        service_item_id=parsed.service_item_id,
+        project_tasks=parsed.project_tasks,
+        workers=workers,
     )

@@ -33,14 +33,21 @@ Time and expenses (``PsaTimePort``, read only; the mapping is in ``hub.mapping.k
   raises ``DataValidationError`` with every problem, or, with ``on_unmappable=``, is handed to that callback
   and the walk goes on (the sweep parks it; it never silently disappears).
 - ``time_entry`` / ``expense`` re-read one line item with its current approval (withdrawn shows here).
+- ``line_items_by_id`` re-reads many line items as they are now (any approval status), ``PAGE_SIZE`` ids a call
+  with ``only=`` (the helper the sweep's second pass uses too); ids Kantata does not return are ``missing``
+  (deleted), ones it returns but that cannot be mapped are ``unmappable``. A project's external reference is
+  read once per call, however many of its entries are asked for.
+- ``project_statuses`` / ``task_statuses`` read workspaces / stories by id the same way (archived ones
+  included) and map their status (``hub.mapping.kantata_status``); an id Kantata does not return is absent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import httpx
@@ -53,9 +60,11 @@ from hub.connectors.http import (
     parse_json,
     retry_after_of,
 )
+from hub.connectors.ports import LineItems, LineKind
 from hub.errors import DataValidationError, HubError, PermanentError, ThrottledError, TransientError
 from hub.mapping import kantata as km
-from hub.model import BillingSchedule, ExpenseLine, Project, TimeEntry, WbsTask
+from hub.mapping import kantata_status as ks
+from hub.model import BillingSchedule, ExpenseLine, Project, ProjectStatus, TaskStatus, TimeEntry, WbsTask
 
 logger = logging.getLogger("hub.connectors.kantata")
 
@@ -63,6 +72,7 @@ SYSTEM = "kantata"
 DEFAULT_BASE_URL = "https://api.mavenlink.com/api/v1"
 PAGE_OVERLAP = 10  # records each page of a time or expense listing shares with the page before it
 MAX_REWINDS = 20  # steps back one listing may take (records leaving it under the walk) before giving up
+LINE_KINDS: dict[str, km.LineKind] = {"time-entry": km.TIME, "expense": km.EXPENSES}
 
 
 @dataclass(frozen=True)
@@ -323,19 +333,79 @@ class KantataPsa:
             if not km.in_window(submission.get("updated_at"), after, before, zone):
                 continue
             late.update((line_id, None) for line_id in km.line_ids(submission, kind) if line_id not in done)
-        wanted = list(late)
+        for record, answer in self._by_id(kind, list(late), approved_only=True):
+            if record["id"] in done or not km.is_approved(record):
+                continue  # approval withdrawn since: not approved now
+            done.add(record["id"])
+            entry = self._map(kind, record, answer, projects, on_unmappable)
+            if entry is not None:
+                yield entry
+
+    def line_items_by_id(self, kind: LineKind, psa_ids: Sequence[str]) -> LineItems:
+        line_kind = LINE_KINDS.get(kind)
+        if line_kind is None:
+            raise ValueError(f"unknown line item kind {kind!r} (expected one of {sorted(LINE_KINDS)})")
+        wanted = list(dict.fromkeys(str(psa_id) for psa_id in psa_ids))
+        found: dict[str, TimeEntry | ExpenseLine] = {}
+        unmappable: dict[str, DataValidationError] = {}
+        projects: dict[str, str | None] = {}  # one external reference lookup per project, for the whole call
+
+        def park(item: Unmappable) -> None:
+            unmappable[item.psa_id] = item.error
+
+        for record, answer in self._by_id(line_kind, wanted, approved_only=False):
+            entry = self._map(line_kind, record, answer, projects, park)
+            if entry is not None:
+                found[record["id"]] = entry
+        missing = tuple(psa_id for psa_id in wanted if psa_id not in found and psa_id not in unmappable)
+        return LineItems(found=found, missing=missing, unmappable=unmappable)
+
+    def project_statuses(self, psa_project_ids: Sequence[str]) -> dict[str, ProjectStatus]:
+        return {
+            record["id"]: ks.project_status_of(record)
+            for record, _ in self._only(
+                "/workspaces.json", "workspaces", psa_project_ids, ks.workspace_status_params
+            )
+        }
+
+    def task_statuses(self, psa_task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        return {
+            record["id"]: ks.task_status_of(record)
+            for record, _ in self._only("/stories.json", "stories", psa_task_ids, ks.story_status_params)
+        }
+
+    def _by_id(
+        self, kind: km.LineKind, ids: Sequence[str], *, approved_only: bool
+    ) -> Iterator[tuple[dict[str, Any], Any]]:
+        """Line items by id with what they are mapped with (``approved_only``: only approved ones)."""
+        return self._only(
+            f"/{kind.collection}.json",
+            kind.collection,
+            ids,
+            lambda chunk: km.only_params(chunk, approved_only=approved_only),
+        )
+
+    def _only(
+        self,
+        path: str,
+        collection: str,
+        ids: Sequence[str],
+        params_for: Callable[[list[str]], dict[str, Any]],
+    ) -> Iterator[tuple[dict[str, Any], Any]]:
+        """Records of a collection by id, ``PAGE_SIZE`` ids a call with ``only=`` (one page holds a chunk's
+        records, so a chunk is one call), each once, with the answer it came in. Records Kantata returns that
+        were not asked for (a filter it ignored) are dropped."""
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        emitted: set[str] = set()
         for start in range(0, len(wanted), km.PAGE_SIZE):
             chunk = wanted[start : start + km.PAGE_SIZE]
             asked = set(chunk)
-            for record, answer in self._scan(
-                f"/{kind.collection}.json", km.only_params(chunk), kind.collection, km.id_anchor
-            ):
-                if record["id"] not in asked or record["id"] in done or not km.is_approved(record):
-                    continue  # approval withdrawn since: not approved now
-                done.add(record["id"])
-                entry = self._map(kind, record, answer, projects, on_unmappable)
-                if entry is not None:
-                    yield entry
+            params = {**params_for(chunk), "per_page": km.PAGE_SIZE}
+            for answer in self._pages(path, partial(_on_page, params)):
+                for record in km.records(answer, collection):
+                    if record["id"] in asked and record["id"] not in emitted:
+                        emitted.add(record["id"])
+                        yield record, answer
 
     def _line_item(self, kind: km.LineKind, psa_id: str) -> TimeEntry | ExpenseLine:
         answer = self._call(
@@ -446,10 +516,15 @@ class KantataPsa:
     def _walk(
         self, path: str, params_for: Callable[[int], dict[str, Any]], collection: str
     ) -> Iterator[dict[str, Any]]:
+        for answer in self._pages(path, params_for):
+            yield from km.records(answer, collection)
+
+    def _pages(self, path: str, params_for: Callable[[int], dict[str, Any]]) -> Iterator[Any]:
+        """Every page of a listing (``page``/``per_page``), as Kantata answered it."""
         page = 1
         while True:
             answer = self._call("GET", path, params=params_for(page))
-            yield from km.records(answer, collection)
+            yield answer
             if not km.has_more_pages(answer, page):
                 return
             page += 1
@@ -462,6 +537,10 @@ class KantataPsa:
                 f"kantata answered a create without {collection}", system=SYSTEM, code="bad_body"
             )
         return created
+
+
+def _on_page(params: dict[str, Any], page: int) -> dict[str, Any]:
+    return {**params, "page": page}
 
 
 def _id_order(value: str) -> tuple[int, int | str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-from hub.errors import HubError
+from hub.errors import DataValidationError, HubError
 from hub.model import (
     Account,
     AccountingCalendar,
@@ -16,6 +16,8 @@ from hub.model import (
     Opportunity,
     PostingDecision,
     Project,
+    ProjectStatus,
+    TaskStatus,
     TaxTreatment,
     TimeEntry,
     WbsTask,
@@ -100,6 +102,21 @@ class PostingResult:
         return self.erp_id is not None
 
 
+LineKind = Literal["time-entry", "expense"]
+"""A PSA line item's kind, as the posting queue's messages name it."""
+
+
+@dataclass(frozen=True)
+class LineItems:
+    """Line items re-read by id: each id asked for is in exactly one of ``found`` (the entry as the PSA has it
+    now, whatever its approval status), ``missing`` (the PSA does not return it: deleted, or never there) and
+    ``unmappable`` (it is there but cannot be a canonical entry; the error names every problem)."""
+
+    found: dict[str, TimeEntry | ExpenseLine] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    unmappable: dict[str, DataValidationError] = field(default_factory=dict)
+
+
 class PsaTimePort(Protocol):
     def approved_time_entries(
         self, *, updated_after: dt.datetime, updated_before: dt.datetime
@@ -119,6 +136,19 @@ class PsaTimePort(Protocol):
         ...
 
     def expense(self, psa_id: str) -> ExpenseLine: ...
+
+    def line_items_by_id(self, kind: LineKind, psa_ids: Sequence[str]) -> LineItems:
+        """The entries as they are now, read in a few batched calls (the posting consumer re-reads a batch of
+        queue messages, which are only pointers, just before it checks and posts them)."""
+        ...
+
+    def project_statuses(self, psa_project_ids: Sequence[str]) -> dict[str, ProjectStatus]:
+        """Each project's status now, batched; a project the PSA does not return is absent."""
+        ...
+
+    def task_statuses(self, psa_task_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """Each task's status now, batched; a task the PSA does not return is absent."""
+        ...
 
 
 class ErpPostingPort(Protocol):

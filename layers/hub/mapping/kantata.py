@@ -442,13 +442,18 @@ def approvals_params(kind: LineKind, after: dt.datetime) -> dict[str, Any]:
     }
 
 
-def only_params(ids: list[str]) -> dict[str, Any]:
-    return {
+def only_params(ids: list[str], *, approved_only: bool = True) -> dict[str, Any]:
+    """Line items by id (at most ``PAGE_SIZE``: one page holds them all), with what they are mapped with.
+    ``approved_only=False`` reads them whatever their approval (for time entries Kantata processes any
+    ``approved`` value as true, so the filter is left out rather than sent as false)."""
+    params: dict[str, Any] = {
         "only": ",".join(ids),
-        "approved": "true",
         "include": LINE_INCLUDES,
         "from_archived_workspaces": "true",
     }
+    if approved_only:
+        params["approved"] = "true"
+    return params
 
 
 def member_params() -> dict[str, Any]:
@@ -478,10 +483,6 @@ def change_anchor(record: Mapping[str, Any]) -> tuple[str, str]:
 def submission_anchor(record: Mapping[str, Any]) -> tuple[str, str]:
     """A submission listed by date: its id and start date (neither changes)."""
     return (str(record.get("id")), str(record.get("start_date")))
-
-
-def id_anchor(record: Mapping[str, Any]) -> tuple[str, str]:
-    return (str(record.get("id")), "")
 
 
 # -- answers

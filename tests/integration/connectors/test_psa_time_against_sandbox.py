@@ -21,6 +21,7 @@ from hub.connectors.kantata import KantataPsa
 from hub.flows.posting.sweep import advance, sweep_window
 from hub.model import ApprovalStatus, ExpenseCategory, Money
 from local.sandboxes import KantataSandbox
+from tests.support.clock import Clock
 
 pytestmark = pytest.mark.disable_socket
 
@@ -33,18 +34,6 @@ MIN = dt.timedelta(minutes=1)
 SEC = dt.timedelta(seconds=1)
 OVERLAP = 2 * MIN
 SPAN = dt.timedelta(hours=6)
-
-
-class Clock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def tick(self, delta: dt.timedelta) -> dt.datetime:
-        self.now += delta
-        return self.now
 
 
 @pytest.fixture

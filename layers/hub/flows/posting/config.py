@@ -13,7 +13,7 @@ as callables (the PSA port), cached the same way.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hub import aws
@@ -83,10 +83,38 @@ class TableConfig:
         return self._cached("tax", legal_entity_code, load)  # type: ignore[no-any-return]
 
     def project_status(self, psa_project_id: str) -> ProjectStatus:
-        return self._cached("project", psa_project_id, lambda: self._project_status(psa_project_id))  # type: ignore[no-any-return]
+        status = self._cached("project", psa_project_id, lambda: self._project_status(psa_project_id))
+        if status is None:
+            raise DataValidationError(
+                f"the PSA has no project {psa_project_id}",
+                problems=[
+                    {"field": "project.psa_project_id", "problem": f"{psa_project_id} is not in the PSA"}
+                ],
+                code="UNKNOWN_PROJECT",
+            )
+        return status  # type: ignore[no-any-return]
 
     def task_status(self, psa_task_id: str) -> TaskStatus | None:
-        return self._cached("task", psa_task_id, lambda: self._task_status(psa_task_id))  # type: ignore[no-any-return]
+        status = self._cached("task", psa_task_id, lambda: self._task_status(psa_task_id))
+        if status is None:
+            raise DataValidationError(
+                f"the PSA has no task {psa_task_id}",
+                problems=[{"field": "task.psa_task_id", "problem": f"{psa_task_id} is not in the PSA"}],
+                code="UNKNOWN_TASK",
+            )
+        return status  # type: ignore[no-any-return]
+
+    # -- statuses read in bulk by the consumer (one PSA call per batch, not one per project) -------------
+    def stale_statuses(self, kind: str, ids: Sequence[str]) -> list[str]:
+        """The ``kind`` ("project" or "task") ids not cached, or cached longer than the TTL."""
+        now = self._clock()
+        return [i for i in ids if (hit := self._cache.get((kind, i))) is None or now - hit[0] >= self._ttl]
+
+    def prime_statuses(self, kind: str, asked: Sequence[str], values: Mapping[str, Any]) -> None:
+        """Cache what the PSA answered for ``asked``; an id it did not answer for is cached as unknown."""
+        now = self._clock()
+        for psa_id in asked:
+            self._cache[(kind, psa_id)] = (now, values.get(psa_id))
 
     # -- for the seed and for finance's tooling -------------------------------------------------------------
     def put_policy(self, policy: PostingPolicy) -> None:

@@ -6,7 +6,10 @@ For each item of the batch (a queue batch, from the PSA webhook or the sweep):
    for finance and never posted a second time;
 2. every check runs (``hub.flows.posting.checks``): not approved -> recorded as rejected (nothing to fix);
    any violation -> PARKED with every reason; a closed period under a ``hold`` policy -> HELD; else posted;
-3. the postable items go to the ERP port of their route in one call per system (the adapter batches where
+3. each postable item is *claimed* in the ledger (one conditional write on entry id + version, see
+   ``Ledger.claim``): two consumers holding copies of one entry (a webhook and the sweep, a redrive) never both
+   post it; the one refused retries later and then finds it posted;
+4. the claimed items go to the ERP port of their route in one call per system (the adapter batches where
    the ERP allows it); each result is recorded: posted -> COMPLETED with the ERP id and a ``TimePosted`` /
    ``ExpensePosted`` event; throttled or transient -> returned for the queue to redeliver (never parked for
    throttling alone); any other error -> PARKED with its reason.
@@ -18,6 +21,7 @@ in = posted + held + parked + rejected holds per batch and overall.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -26,10 +30,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from hub.connectors.ports import ErpPostingPort, PostExpense, PostingResult, PostTime
-from hub.errors import RETRYABLE, DataValidationError
+from hub.errors import RETRYABLE, DataValidationError, HubError, TransientError
 from hub.events import EventPublisher
 from hub.flows.posting import FLOW
 from hub.flows.posting.checks import Outcome, check_expense_line, check_time_entry
+from hub.flows.posting.messages import correlation_id_for
 from hub.ledger import Ledger, Status
 from hub.model import (
     AccountingCalendar,
@@ -67,15 +72,21 @@ class PostingDeps:
     erp: Callable[[str], ErpPostingPort]
     events: EventPublisher
     now: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-    _calendars: dict[tuple[str, str], AccountingCalendar] = field(default_factory=dict)
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)  # this container, for ledger claims
+    claim_lease_seconds: float = 300.0  # longer than one batch may take; a dead consumer's claim lapses
+    calendar_ttl_seconds: float = 300.0  # a period closed or reopened in the ERP is seen within this
+    clock: Callable[[], float] = time.monotonic
+    _calendars: dict[tuple[str, str], tuple[float, AccountingCalendar]] = field(default_factory=dict)
 
     def calendar(self, route: Route) -> AccountingCalendar:
         key = (route.erp_system, route.legal_entity.code)
-        if key not in self._calendars:  # once per container and entity: periods change rarely
-            self._calendars[key] = self.erp(route.erp_system).accounting_calendar(
+        cached = self._calendars.get(key)
+        if cached is None or self.clock() - cached[0] >= self.calendar_ttl_seconds:
+            calendar = self.erp(route.erp_system).accounting_calendar(
                 route.legal_entity.code, subsidiary_id=route.subsidiary_id
             )
-        return self._calendars[key]
+            cached = self._calendars[key] = (self.clock(), calendar)
+        return cached[1]
 
 
 class Fate(StrEnum):
@@ -90,7 +101,9 @@ class Fate(StrEnum):
 
 @dataclass
 class BatchOutcome:
-    fates: dict[str, Fate] = field(default_factory=dict)  # "psa_id#vN" -> fate
+    fates: dict[str, Fate] = field(default_factory=dict)  # "time-entry:4711#v3" (key_of) -> fate
+    reasons: dict[str, str] = field(default_factory=dict)  # parked / held / rejected -> why, for a person
+    errors: dict[str, HubError] = field(default_factory=dict)  # retry -> what the ERP (or the ledger) said
 
     @property
     def retry(self) -> list[str]:
@@ -105,23 +118,63 @@ def kind_of(item: Item) -> str:
 
 
 def correlation_id(item: Item) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{kind_of(item)}:{item.psa_id}"))
+    return correlation_id_for(kind_of(item), item.psa_id)
+
+
+def key_of(kind: str, psa_id: str, version: int) -> str:
+    """An entry version's key in a :class:`BatchOutcome` (time entries and expenses are separate id spaces)."""
+    return f"{kind}:{psa_id}#v{version}"
 
 
 def _key(item: Item) -> str:
-    return f"{item.psa_id}#v{item.version}"
+    return key_of(kind_of(item), item.psa_id, item.version)
 
 
 def _open(item: Item, deps: PostingDeps) -> dict[str, Any]:
-    header, _ = deps.ledger.open(
-        correlation_id(item),
-        flow=FLOW,
-        business_key=f"{kind_of(item)}:{item.psa_id}",
-        subject=item.psa_id,
-        source="psa",
+    return _open_entry(
+        kind_of(item),
+        item.psa_id,
+        deps,
         summary={"kind": kind_of(item), "entity": item.legal_entity_code, "worker": item.worker_id},
     )
+
+
+def _open_entry(kind: str, psa_id: str, deps: PostingDeps, summary: dict[str, Any]) -> dict[str, Any]:
+    header, _ = deps.ledger.open(
+        correlation_id_for(kind, psa_id),
+        flow=FLOW,
+        business_key=f"{kind}:{psa_id}",
+        subject=psa_id,
+        source="psa",
+        summary=summary,
+    )
     return header
+
+
+def reject_missing(kind: str, psa_id: str, deps: PostingDeps) -> tuple[Fate, str]:
+    """An entry the PSA no longer has (deleted before it posted): recorded as rejected, nothing to post.
+    An entry already posted stays COMPLETED (finance reverses it in the ERP if needed): a duplicate."""
+    header = _open_entry(kind, psa_id, deps, summary={"kind": kind})
+    reason = f"the PSA no longer has {kind} {psa_id}: deleted before it posted"
+    cid = correlation_id_for(kind, psa_id)
+    if header["status"] == Status.COMPLETED:
+        reason = (
+            f"the PSA no longer has {kind} {psa_id}, which posted already: reverse it in the ERP if needed"
+        )
+        deps.ledger.checkpoint(cid, "read", "deleted-after-posting")
+        return Fate.DUPLICATE, reason
+    deps.ledger.set_status(cid, Status.IGNORED, reason=reason)
+    return Fate.REJECTED, reason
+
+
+def park_unmappable(kind: str, psa_id: str, error: DataValidationError, deps: PostingDeps) -> str:
+    """An entry whose PSA record cannot become a canonical entry: parked with the fields at fault."""
+    _open_entry(kind, psa_id, deps, summary={"kind": kind})
+    cid = correlation_id_for(kind, psa_id)
+    reason = f"the PSA record does not map: {error.message}"
+    deps.ledger.set_status(cid, Status.PARKED, reason=reason)
+    deps.ledger.checkpoint(cid, "read", "parked", detail={"problems": error.problems})
+    return reason
 
 
 def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
@@ -148,11 +201,13 @@ def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
                 cid, "checks", "parked", attempt=item.version, detail={"problems": exc.problems}
             )
             outcome.fates[_key(item)] = Fate.PARKED
+            outcome.reasons[_key(item)] = exc.message
             continue
         problems = [v.as_problem() for v in check.violations]
         if check.outcome is Outcome.NOT_APPROVED:
             deps.ledger.set_status(cid, Status.IGNORED, reason=problems[0]["problem"])
             outcome.fates[_key(item)] = Fate.REJECTED
+            outcome.reasons[_key(item)] = problems[0]["problem"]
         elif check.outcome is Outcome.PARK:
             reason = "; ".join(v.message for v in check.violations)
             deps.ledger.set_status(cid, Status.PARKED, reason=reason)
@@ -160,10 +215,12 @@ def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
                 cid, "checks", "parked", attempt=item.version, detail={"problems": problems}
             )
             outcome.fates[_key(item)] = Fate.PARKED
+            outcome.reasons[_key(item)] = reason
         elif check.outcome is Outcome.HOLD:
             deps.ledger.set_status(cid, Status.HELD, reason=check.decision.reason)
             outcome.fates[_key(item)] = Fate.HELD
-        else:
+            outcome.reasons[_key(item)] = check.decision.reason or "held: the accounting period is closed"
+        elif _claimed(item, deps, outcome):
             to_post[route.erp_system].append((item, request))
     for system, pairs in to_post.items():
         erp = deps.erp(system)
@@ -176,7 +233,33 @@ def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
         for item, _ in pairs:
             result = by_key.get((item.psa_id, item.version))
             outcome.fates[_key(item)] = _record(item, result, system, deps)
+            if result is not None and result.error is not None:
+                if outcome.fates[_key(item)] is Fate.RETRY:
+                    outcome.errors[_key(item)] = result.error
+                else:
+                    outcome.reasons[_key(item)] = result.error.message
+            elif result is None:
+                outcome.errors[_key(item)] = TransientError("the ERP adapter gave no answer", system=system)
     return outcome
+
+
+def _claimed(item: Item, deps: PostingDeps, outcome: BatchOutcome) -> bool:
+    """Claim the entry's version for this consumer; if refused, say why in ``outcome`` (posted meanwhile:
+    a duplicate; another consumer posting it now: retry later)."""
+    cid = correlation_id(item)
+    if deps.ledger.claim(cid, version=item.version, owner=deps.owner, lease_seconds=deps.claim_lease_seconds):
+        return True
+    header = deps.ledger.header(cid) or {}
+    posted = (header.get("refs") or {}).get("postedVersion")
+    if posted is not None and int(posted) >= item.version:
+        outcome.fates[_key(item)] = Fate.DUPLICATE
+        deps.ledger.checkpoint(cid, "post", str(Fate.DUPLICATE), attempt=item.version)
+    else:
+        outcome.fates[_key(item)] = Fate.RETRY
+        outcome.errors[_key(item)] = TransientError(
+            "another consumer is posting this entry now", system="hub", code="claimed"
+        )
+    return False
 
 
 def _checked(
@@ -220,6 +303,7 @@ def _checked(
 def _record(item: Item, result: PostingResult | None, system: str, deps: PostingDeps) -> Fate:
     cid = correlation_id(item)
     if result is None or (result.error is not None and isinstance(result.error, RETRYABLE)):
+        deps.ledger.release(cid, owner=deps.owner)
         deps.ledger.checkpoint(
             cid,
             "post",
@@ -230,7 +314,7 @@ def _record(item: Item, result: PostingResult | None, system: str, deps: Posting
         return Fate.RETRY
     if result.error is not None:
         deps.ledger.set_status(
-            cid, Status.PARKED, reason=f"{type(result.error).__name__}: {result.error.message}"
+            cid, Status.PARKED, reason=f"{type(result.error).__name__}: {result.error.message}", release=True
         )
         deps.ledger.checkpoint(cid, "post", "parked", attempt=item.version, detail=result.error.to_dict())
         return Fate.PARKED
@@ -239,6 +323,7 @@ def _record(item: Item, result: PostingResult | None, system: str, deps: Posting
         Status.COMPLETED,
         reason=None,
         refs={"postedVersion": item.version, "erpSystem": system, "erpId": result.erp_id},
+        release=True,
     )
     deps.ledger.checkpoint(cid, "post", "ok", attempt=item.version, detail={"erpId": result.erp_id})
     _publish(item, "Posted", deps, erpSystem=system, erpId=result.erp_id, version=item.version)

@@ -1,0 +1,224 @@
+"""The posting queue's consumer, without Lambda: a batch of pointers in, one fate per message out.
+
+1. Every message is a :class:`~hub.flows.posting.messages.PostingRequest` (kind and PSA id). A body that is not
+   one cannot be retried into shape: it is held in the dead-letter queue with its reason at once.
+2. The batch's entries are read again from the PSA, a few calls per batch (``line_items_by_id``), with the
+   status of the projects and tasks they book to (``project_statuses`` / ``task_statuses``). What posts is the
+   entry as it is now: an approval withdrawn since the message was sent posts nothing.
+   An entry the PSA no longer has is rejected (nothing to post); one that does not map is parked.
+3. :func:`hub.flows.posting.service.post_batch` checks, claims and posts them, one ERP call per system.
+4. Each message's fate becomes what the queue does with it:
+   - posted, duplicate, adjustment, held, rejected: done (deleted);
+   - parked: held in the dead-letter queue with its reason as message attributes, so ops see it in the
+     console and redrive it once fixed (the ledger has every reason too);
+   - throttled (the ERP or its concurrency budget was full): sent again with a growing delay and done, so
+     throttling alone never walks a message to the dead-letter queue;
+   - any other retryable failure (timeouts, 5xx, another consumer posting it right now): reported as a batch
+     item failure; SQS redelivers it, and after ``maxReceiveCount`` receives holds it in the DLQ.
+
+If the PSA itself cannot be read, nothing of the batch is decided: every message is retried (or, throttled,
+sent again later).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from hub.connectors.ports import LineItems, LineKind
+from hub.errors import (
+    RETRYABLE,
+    HubError,
+    ThrottledError,
+    TransientError,
+    field_problems,
+)
+from hub.flows.posting.messages import PostingRequest, parse
+from hub.flows.posting.service import (
+    Fate,
+    Item,
+    PostingDeps,
+    key_of,
+    park_unmappable,
+    post_batch,
+    reject_missing,
+)
+from hub.model import ProjectStatus, TaskStatus, TimeEntry
+
+MAX_DELAY_SECONDS = 900  # SQS's longest message delay
+BASE_DELAY_SECONDS = 20
+
+
+class PsaReader(Protocol):
+    def line_items_by_id(self, kind: LineKind, psa_ids: Sequence[str]) -> LineItems: ...
+
+    def project_statuses(self, psa_project_ids: Sequence[str]) -> dict[str, ProjectStatus]: ...
+
+    def task_statuses(self, psa_task_ids: Sequence[str]) -> dict[str, TaskStatus]: ...
+
+
+class StatusBook(Protocol):
+    """Where the checks read project and task statuses (``TableConfig``); primed per batch."""
+
+    def stale_statuses(self, kind: str, ids: Sequence[str]) -> list[str]: ...
+
+    def prime_statuses(self, kind: str, asked: Sequence[str], values: Mapping[str, Any]) -> None: ...
+
+
+@dataclass
+class ConsumerDeps:
+    posting: PostingDeps
+    psa: PsaReader
+    statuses: StatusBook
+    hold: Callable[[str, str, str | None], None]  # (message body, reason, correlation id) -> the DLQ
+    resend: Callable[[PostingRequest, int], None]  # (request, delay seconds) -> the queue
+    jitter: Callable[[], float] = field(default=random.random)
+
+
+class Disposition:
+    DONE = "done"
+    HELD_IN_DLQ = "held-in-dlq"
+    RESENT = "resent"
+    RETRY = "retry"
+
+
+@dataclass
+class MessageOutcome:
+    message_id: str
+    disposition: str
+    fate: str  # a Fate value, or "malformed"
+    reason: str | None = None
+
+
+@dataclass
+class ConsumeOutcome:
+    messages: list[MessageOutcome] = field(default_factory=list)
+
+    @property
+    def failed_ids(self) -> list[str]:
+        return [m.message_id for m in self.messages if m.disposition == Disposition.RETRY]
+
+    def count(self, fate: str) -> int:
+        return sum(1 for m in self.messages if m.fate == fate)
+
+
+def consume(messages: Sequence[tuple[str, str]], deps: ConsumerDeps) -> ConsumeOutcome:
+    """``messages``: (message id, body) pairs of one batch."""
+    outcome = ConsumeOutcome()
+    requests: list[tuple[str, str, PostingRequest]] = []
+    for message_id, body in messages:
+        try:
+            requests.append((message_id, body, parse(body)))
+        except (ValidationError, ValueError) as exc:
+            problems = field_problems(exc) if isinstance(exc, ValidationError) else []
+            reason = "not a posting request: " + (
+                "; ".join(f"{p['field']}: {p['problem']}" for p in problems) or "body is not JSON"
+            )
+            deps.hold(body, reason, None)
+            outcome.messages.append(
+                MessageOutcome(message_id, Disposition.HELD_IN_DLQ, "malformed", reason=reason)
+            )
+    if not requests:
+        return outcome
+    try:
+        fates, reasons, errors = _decide([r for _, _, r in requests], deps)
+    except HubError as exc:
+        if not isinstance(exc, RETRYABLE):
+            raise
+        for message_id, _, request in requests:
+            outcome.messages.append(_retry(message_id, request, exc, deps))
+        return outcome
+    for message_id, body, request in requests:
+        fate = fates[request.key]
+        why = reasons.get(request.key)
+        if fate is Fate.RETRY:
+            outcome.messages.append(_retry(message_id, request, errors[request.key], deps))
+        elif fate is Fate.PARKED:
+            deps.hold(body, why or "parked", request.correlation_id)
+            outcome.messages.append(MessageOutcome(message_id, Disposition.HELD_IN_DLQ, fate, why))
+        else:
+            outcome.messages.append(MessageOutcome(message_id, Disposition.DONE, fate, why))
+    return outcome
+
+
+def _retry(message_id: str, request: PostingRequest, error: HubError, deps: ConsumerDeps) -> MessageOutcome:
+    if isinstance(error, ThrottledError):
+        delay = _delay(request.throttled, error.retry_after, deps.jitter())
+        deps.resend(request.model_copy(update={"throttled": request.throttled + 1}), delay)
+        return MessageOutcome(message_id, Disposition.RESENT, Fate.RETRY, reason=error.message)
+    return MessageOutcome(message_id, Disposition.RETRY, Fate.RETRY, reason=error.message)
+
+
+def _delay(times_throttled: int, retry_after: float | None, jitter: float) -> int:
+    """Exponential from 20 s with full jitter, at least the system's Retry-After, at most 15 minutes."""
+    ceiling = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** min(times_throttled, 6))
+    delay = max(float(retry_after or 0), ceiling * jitter)
+    return int(min(MAX_DELAY_SECONDS, max(1, round(delay))))
+
+
+Key = tuple[str, str]
+
+
+def _decide(
+    requests: Sequence[PostingRequest], deps: ConsumerDeps
+) -> tuple[dict[Key, Fate], dict[Key, str], dict[Key, HubError]]:
+    fates: dict[Key, Fate] = {}
+    reasons: dict[Key, str] = {}
+    ids_by_kind: dict[LineKind, list[str]] = defaultdict(list)
+    for request in requests:
+        if request.psa_id not in ids_by_kind[request.kind]:
+            ids_by_kind[request.kind].append(request.psa_id)
+    items: list[Item] = []
+    for kind, ids in ids_by_kind.items():
+        read = deps.psa.line_items_by_id(kind, ids)
+        for psa_id in read.missing:
+            fates[(kind, psa_id)], reasons[(kind, psa_id)] = reject_missing(kind, psa_id, deps.posting)
+        for psa_id, error in read.unmappable.items():
+            reasons[(kind, psa_id)] = park_unmappable(kind, psa_id, error, deps.posting)
+            fates[(kind, psa_id)] = Fate.PARKED
+        items.extend(read.found.values())
+    _prime_statuses(items, deps)
+    batch = post_batch(items, deps.posting)
+    errors: dict[Key, HubError] = {}
+    for item in items:
+        kind = "time-entry" if isinstance(item, TimeEntry) else "expense"
+        key = key_of(kind, item.psa_id, item.version)
+        fates[(kind, item.psa_id)] = batch.fates[key]
+        if key in batch.reasons:
+            reasons[(kind, item.psa_id)] = batch.reasons[key]
+        if key in batch.errors:
+            errors[(kind, item.psa_id)] = batch.errors[key]
+    for request in requests:  # an id the PSA answered for neither way: never silently done
+        if request.key not in fates:
+            fates[request.key] = Fate.RETRY
+            errors[request.key] = TransientError(
+                f"the PSA answered neither found nor missing for {request.kind} {request.psa_id}",
+                system="psa",
+                code="no_answer",
+            )
+    return fates, reasons, errors
+
+
+def _prime_statuses(items: Sequence[Item], deps: ConsumerDeps) -> None:
+    """Read the statuses the checks need in two batched calls, not one call per project or task."""
+    projects = sorted({i.project.psa_project_id for i in items})
+    tasks = sorted({i.task.psa_task_id for i in items if isinstance(i, TimeEntry) and i.task})
+    stale = deps.statuses.stale_statuses("project", projects)
+    if stale:
+        deps.statuses.prime_statuses("project", stale, deps.psa.project_statuses(stale))
+    stale = deps.statuses.stale_statuses("task", tasks)
+    if stale:
+        deps.statuses.prime_statuses("task", stale, deps.psa.task_statuses(stale))
+
+
+def hold_attributes(reason: str, correlation_id: str | None) -> dict[str, Any]:
+    """Message attributes a held message carries into the dead-letter queue, read by ops in the console."""
+    attributes: dict[str, Any] = {"parkedReason": {"DataType": "String", "StringValue": reason[:1000]}}
+    if correlation_id:
+        attributes["correlationId"] = {"DataType": "String", "StringValue": correlation_id}
+    return attributes
