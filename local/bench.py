@@ -5,6 +5,11 @@
    webhook: at most boto3 + 150 ms.
 2. The webhook handler's warm time per request, excluding AWS calls (the ports are in-memory fakes).
 3. The demo scenario's end-to-end deals per second on the local stack.
+4. The month-end drain (``local/bench_posting.py``): 20,000 approved time entries through the local stack
+   into a NetSuite sandbox with a concurrency limit of 5 and 100 ms latency, as a fraction of the ceiling
+   (limit / latency), and the same load's ERP calls per 1,000 entries into Business Central ($batch).
+
+``python -m local.bench --only posting`` (or ``imports``, ``webhook``, ``demo``) runs one part.
 """
 
 from __future__ import annotations
@@ -126,11 +131,65 @@ def demo_throughput(deals: int = 30) -> dict[str, float]:
     }
 
 
+def posting_drains(console: Console) -> None:
+    from local.bench_posting import drain
+
+    table = Table(
+        "ERP shape",
+        "entries",
+        "drain s",
+        "entries/s",
+        "ERP req/s",
+        "of ceiling",
+        "ERP calls / 1,000",
+        "429s",
+        "peak in flight",
+        "DLQ",
+        "ledger writes / entry",
+        "budget writes / entry",
+    )
+    for shape, entries in (("netsuite", 20_000), ("business-central", 5_000)):
+        f = drain(shape=shape, entries=entries)
+        ledger = f.per_entry("ledger")
+        table.add_row(
+            shape,
+            f"{f.posted:,} of {f.entries:,}",
+            f"{f.seconds:.0f}",
+            f"{f.entries_per_second:.1f}",
+            f"{f.requests_per_second:.1f}",
+            f"{f.fraction_of_ceiling:.0%} of {f.ceiling:.0f}/s",
+            f"{1000 * f.erp_calls / max(1, f.posted):.0f}",
+            str(f.limit_errors),
+            f"{f.peak_in_flight} (limit {f.limit})",
+            str(f.dlq),
+            ", ".join(f"{op} {n}" for op, n in ledger.items()),
+            ", ".join(f"{op} {n}" for op, n in f.per_entry("routing").items()),
+        )
+        console.print(
+            f"  {shape}: mean requests in flight {f.busy:.2f} of {f.limit}; sweep read and enqueued "
+            f"{f.entries:,} in {f.sweep_seconds:.0f} s; ERP requests per second of the drain: {f.timeline}",
+            highlight=False,
+        )
+    console.print(table)
+    console.print(
+        "  goal: at least 85% of the ceiling and no limit error in the DLQ; idempotency for posting is the "
+        "ledger claim (counted in ledger writes), no Powertools record per entry"
+    )
+
+
 def main() -> int:
+    import argparse
     import warnings
 
+    parser = argparse.ArgumentParser(prog="python -m local.bench")
+    parser.add_argument("--only", choices=("imports", "webhook", "demo", "posting"))
+    only = parser.parse_args().only
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if only == "posting":
+        console.print("[bold]month-end drain on the local stack[/]")
+        posting_drains(console)
+        return 0
     console.print("[bold]cold imports[/] (median of", RUNS, "fresh processes)")
     boto3_ms, functions = cold_imports()
     table = Table("function", "handler ms", "handler + boto3 ms", "vs bare boto3", "goal")
@@ -155,6 +214,8 @@ def main() -> int:
     console.print("[bold]demo scenario on the local stack[/]")
     figures = demo_throughput()
     console.print("  " + json.dumps({k: round(v, 2) for k, v in figures.items()}))
+    console.print("[bold]month-end drain on the local stack[/]")
+    posting_drains(console)
     return 0
 
 

@@ -1,8 +1,11 @@
 """What ops do at month end, as code: list parked transactions, read one, redrive them.
 
+Two queues hold parked work: ``intake`` (closed-won deals that did not become projects) and ``posting``
+(time entries and expense lines that did not post; each held message carries its ``parkedReason``).
+
 Works against AWS (default credentials) or the local stack (``--endpoint-url``). In the AWS console the same
-redrive is SQS's "Start DLQ redrive" on the intake dead-letter queue; this is the scripted equivalent (and
-the only one in moto, which does not implement StartMessageMoveTask).
+redrive is SQS's "Start DLQ redrive" on the dead-letter queue; this is the scripted equivalent (and the only
+one in moto, which does not implement StartMessageMoveTask).
 """
 
 from __future__ import annotations
@@ -30,15 +33,14 @@ def redrive(
         if not messages:
             break
         for message in messages:
-            body = json.loads(message["Body"])
-            cid = body.get("correlationId", "?")
+            cid = _correlation_id(message)
             if correlation_id and cid != correlation_id:
                 skipped.append(message)
                 continue
-            attributes = {
+            attributes = {  # the reason it was parked stays in the ledger, not on the redriven message
                 k: {"DataType": v["DataType"], "StringValue": v["StringValue"]}
                 for k, v in (message.get("MessageAttributes") or {}).items()
-                if "StringValue" in v
+                if "StringValue" in v and k != "parkedReason"
             }
             sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"], MessageAttributes=attributes)
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
@@ -48,6 +50,40 @@ def redrive(
             QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
     return moved
+
+
+def _correlation_id(message: dict[str, Any]) -> str:
+    """From the body (intake messages) or the ``correlationId`` attribute (posting messages)."""
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = {}
+    attribute = (message.get("MessageAttributes") or {}).get("correlationId") or {}
+    found = (body.get("correlationId") if isinstance(body, dict) else None) or attribute.get("StringValue")
+    return str(found or "?")
+
+
+def redrive_posting_from_ledger(
+    sqs: Any, ledger: Any, queue_url: str, *, correlation_id: str | None = None
+) -> list[str]:
+    """Send every parked time entry or expense line back to the posting queue from the ledger (its held message
+    may have expired after 14 days): the consumer reads the entry again from the PSA and checks it anew."""
+    from hub.flows.posting import FLOW
+    from hub.flows.posting.messages import PostingRequest, enqueue
+    from hub.ledger import Status
+
+    if correlation_id:
+        header = ledger.header(correlation_id)
+        parked = [header] if header and header["status"] == Status.PARKED else []
+    else:
+        parked = ledger.by_status(Status.PARKED, limit=10_000)
+    requests = []
+    for tx in parked:
+        kind, _, psa_id = str(tx.get("business_key", "")).partition(":")
+        if tx.get("flow") == FLOW and kind in ("time-entry", "expense"):
+            requests.append(PostingRequest(kind=kind, psa_id=psa_id, source="redrive"))  # type: ignore[arg-type]
+    enqueue(sqs, queue_url, requests)
+    return [r.correlation_id for r in requests]
 
 
 def redrive_from_ledger(
@@ -67,6 +103,8 @@ def redrive_from_ledger(
         parked = ledger.by_status(Status.PARKED, limit=10_000)
     moved = []
     for tx in parked:
+        if tx.get("flow") not in (None, "project-initiation"):
+            continue  # another flow's transaction: see redrive_posting_from_ledger
         message = {
             "correlationId": tx["correlation_id"],
             "attempt": int(tx.get("attempt", 1)),
@@ -100,9 +138,18 @@ def _outputs(client: Any, stack: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
+QUEUES = {"intake": ("IntakeQueueUrl", "IntakeDlqUrl"), "posting": ("PostingQueueUrl", "PostingDlqUrl")}
+FLOWS = {"intake": "project-initiation", "posting": "time-expense-posting"}
+
+
 @cli.command("parked")
-def parked_command(stack: str = "pshub", endpoint_url: str | None = None, region: str = "us-east-1") -> None:
-    """List parked transactions with their reasons."""
+def parked_command(
+    queue: str = typer.Option("intake", help="intake (deals) or posting (time and expenses)"),
+    stack: str = "pshub",
+    endpoint_url: str | None = None,
+    region: str = "us-east-1",
+) -> None:
+    """List parked transactions of a flow with their reasons."""
     import sys
 
     sys.path.insert(0, "layers")
@@ -111,7 +158,11 @@ def parked_command(stack: str = "pshub", endpoint_url: str | None = None, region
     session, client = _session(endpoint_url, region)
     table_name = _outputs(client, stack)["LedgerTableName"]
     ledger = Ledger(table_name, session.resource("dynamodb", endpoint_url=endpoint_url).Table(table_name))
-    for tx in ledger.by_status(Status.PARKED):
+    if queue not in FLOWS:
+        raise typer.BadParameter(f"queue must be one of {sorted(FLOWS)}")
+    for tx in ledger.by_status(Status.PARKED, limit=10_000):
+        if tx.get("flow", FLOWS["intake"]) != FLOWS[queue]:
+            continue
         typer.echo(
             f"{tx['correlation_id']}  {tx['subject']}  attempt {tx.get('attempt', 1)}  {tx.get('reason')}"
         )
@@ -120,16 +171,32 @@ def parked_command(stack: str = "pshub", endpoint_url: str | None = None, region
 @cli.command("redrive")
 def redrive_command(
     correlation_id: str | None = None,
+    queue: str = typer.Option("intake", help="intake (deals) or posting (time and expenses)"),
+    from_ledger: bool = typer.Option(
+        False, help="redrive what the ledger says is parked (held message expired)"
+    ),
     stack: str = "pshub",
     endpoint_url: str | None = None,
     region: str = "us-east-1",
 ) -> None:
-    """Redrive parked transactions (all, or one) from the intake dead-letter queue."""
-    _, client = _session(endpoint_url, region)
+    """Redrive parked transactions (all, or one) from a dead-letter queue, or from the ledger."""
+    import sys
+
+    sys.path.insert(0, "layers")
+    if queue not in QUEUES:
+        raise typer.BadParameter(f"queue must be one of {sorted(QUEUES)}")
+    session, client = _session(endpoint_url, region)
     outputs = _outputs(client, stack)
-    moved = redrive(
-        client("sqs"), outputs["IntakeDlqUrl"], outputs["IntakeQueueUrl"], correlation_id=correlation_id
-    )
+    source_key, dlq_key = QUEUES[queue]
+    if from_ledger:
+        from hub.ledger import Ledger
+
+        table_name = outputs["LedgerTableName"]
+        ledger = Ledger(table_name, session.resource("dynamodb", endpoint_url=endpoint_url).Table(table_name))
+        again = redrive_posting_from_ledger if queue == "posting" else redrive_from_ledger
+        moved = again(client("sqs"), ledger, outputs[source_key], correlation_id=correlation_id)
+    else:
+        moved = redrive(client("sqs"), outputs[dlq_key], outputs[source_key], correlation_id=correlation_id)
     typer.echo(f"redriven: {len(moved)} {moved}")
 
 

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-LOCAL_VISIBILITY_SECONDS = 60  # while a batch is being handled; longer than any local invocation
+LOCAL_VISIBILITY_SECONDS = 300  # while a batch is being handled: longer than any function timeout
 LOCAL_RETRY_DELAY_SECONDS = 2  # a failed record comes back this soon (deployed: the queue's own timeout)
+IDLE_POLL_SECONDS = 0.2  # an empty queue is asked again this soon (each receive walks the whole queue)
 
 
 @dataclass
@@ -37,6 +38,8 @@ class QueuePoller:
         self._sqs = sqs
         self._lambda = lambda_client
         self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
         self._threads: list[threading.Thread] = []
         self.invocations = 0
         self.failed_records = 0
@@ -50,13 +53,23 @@ class QueuePoller:
             self._threads.append(thread)
         return self
 
+    def pause(self) -> None:
+        """Stop taking new batches (a batch being handled finishes), as disabling the mapping does."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._running.set()
         for thread in self._threads:
             thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._running.wait(0.2):
+                continue
             try:
                 got = self._sqs.receive_message(
                     QueueUrl=self.mapping.queue_url,
@@ -72,8 +85,22 @@ class QueuePoller:
                 continue
             messages = got.get("Messages", [])
             if not messages:
-                self._stop.wait(0.05)
+                self._stop.wait(IDLE_POLL_SECONDS)
                 continue
+            while (
+                10 <= len(messages) < self.mapping.batch_size
+            ):  # a batch up to BatchSize, as Lambda's poller
+                more = self._sqs.receive_message(
+                    QueueUrl=self.mapping.queue_url,
+                    MaxNumberOfMessages=min(10, self.mapping.batch_size - len(messages)),
+                    VisibilityTimeout=LOCAL_VISIBILITY_SECONDS,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                    WaitTimeSeconds=0,
+                ).get("Messages", [])
+                if not more:
+                    break
+                messages.extend(more)
             try:
                 self._deliver(messages)
             except Exception:  # the poller outlives any one batch; the records simply come back

@@ -1,4 +1,9 @@
-"""``make local``: the local stack, kept running for people and their tools until Ctrl-C."""
+"""``make local``: the local stack, kept running for people and their tools until Ctrl-C.
+
+moto stores EventBridge schedules but never fires them: here the time and expense sweep runs once a minute
+(deployed: every ``sweepMinutes``, 15 by default), so an approval made in the Kantata sandbox without a
+webhook still reaches the ERP sandbox within a minute or two.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from rich.console import Console
 
 from local.scenario import change_body, seed_deals, webhook_record
 from local.stack import BUILD, LocalStack
+
+LOCAL_SWEEP_SECONDS = 60.0
 
 
 def curl_command(stack: LocalStack, body_file: str) -> str:
@@ -55,11 +62,22 @@ def main() -> int:
             f"{stack.outputs['LedgerTableName']}",
             highlight=False,
         )
+        console.print(
+            f"\nTime and expenses: POST {stack.psa_webhook_url('time-entries')} (and .../expenses), "
+            f"signed with the PSA webhook secret; the sweep runs every {LOCAL_SWEEP_SECONDS:.0f} s. "
+            "Parked entries: python -m local.ops parked --queue posting "
+            f"--endpoint-url {stack.endpoint}",
+            highlight=False,
+        )
         console.print("\nCtrl-C stops it.")
         stopped = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stopped.set())
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-        stopped.wait()
+        while not stopped.wait(LOCAL_SWEEP_SECONDS):
+            try:
+                stack.fire_schedule("posting_sweep")
+            except Exception as error:  # the stack keeps serving; the next run reads the window again
+                console.print(f"[yellow]sweep failed: {error}[/]")
     finally:
         stack.stop()
     return 0

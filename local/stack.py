@@ -15,6 +15,7 @@ see the same queues, tables and executions.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -23,14 +24,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local import lambda_runtime
+from local import finance_config, lambda_runtime, moto_speedups
 from local.api_server import ApiServer
+from local.finance_config import ENTITIES
 from local.pollers import Mapping, QueuePoller
 from local.sandboxes.base import Faults
+from local.sandboxes.business_central import BusinessCentralSandbox
 from local.sandboxes.kantata import KantataSandbox
 from local.sandboxes.netsuite import NetSuiteSandbox
 from local.sandboxes.salesforce import SalesforceSandbox
@@ -42,30 +46,6 @@ BUILD = ROOT / "build" / "local"
 STACK_NAME = "pshub"
 REGION = "us-east-1"
 ORG_ID = "00D000000000001AAA"  # cdk.json crmOrgId
-
-# The firm's legal entities and where they book (the routing table's seed).
-ENTITIES = [
-    {
-        "code": "US01",
-        "name": "Hub Consulting Inc.",
-        "country": "US",
-        "functional_currency": "USD",
-        "timezone": "America/New_York",
-        "erp_system": "netsuite-us",
-        "subsidiary_id": "1",
-        "wave": "cloud-1",
-    },
-    {
-        "code": "UK01",
-        "name": "Hub Consulting Ltd",
-        "country": "GB",
-        "functional_currency": "GBP",
-        "timezone": "Europe/London",
-        "erp_system": "netsuite-uk",
-        "subsidiary_id": "2",
-        "wave": "cloud-1",
-    },
-]
 
 
 def free_port() -> int:
@@ -95,6 +75,7 @@ class Sandboxes:
     salesforce: SalesforceSandbox
     kantata: KantataSandbox
     netsuite: dict[str, NetSuiteSandbox]
+    business_central: dict[str, BusinessCentralSandbox] = field(default_factory=dict)
     servers: dict[str, SandboxServer] = field(default_factory=dict)
 
     @classmethod
@@ -123,6 +104,14 @@ class Sandboxes:
                     faults=erp_faults,
                 ),
             },
+            business_central={
+                "bc-eu": BusinessCentralSandbox(
+                    companies=(finance_config.BC_COMPANY,),
+                    local_currency="EUR",
+                    concurrency_limit=erp_concurrency,
+                    faults=erp_faults,
+                )
+            },
         )
 
     def start(self) -> Sandboxes:
@@ -135,7 +124,15 @@ class Sandboxes:
             server.stop()
 
     def all(self) -> dict[str, Any]:
-        return {"salesforce": self.salesforce, "kantata": self.kantata, **self.netsuite}
+        return {
+            "salesforce": self.salesforce,
+            "kantata": self.kantata,
+            **self.netsuite,
+            **self.business_central,
+        }
+
+    def erp(self, system: str) -> NetSuiteSandbox | BusinessCentralSandbox:
+        return self.netsuite.get(system) or self.business_central[system]
 
     def url(self, name: str) -> str:
         return self.servers[name].url
@@ -158,6 +155,7 @@ class LocalStack:
         self._progress = progress or (lambda message: None)
         self.outputs: dict[str, str] = {}
         self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.psa_webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.pollers: list[QueuePoller] = []
         self.api: ApiServer | None = None
         self._moto: Any = None
@@ -193,6 +191,7 @@ class LocalStack:
         )
         self._post_json("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         lambda_runtime.install()
+        moto_speedups.install()
         lambda_runtime.ENV_OVERRIDES.update({"LOG_LEVEL": "WARNING"} if self.quiet else {})
         from hub import aws
         from hub.settings import load
@@ -215,6 +214,7 @@ class LocalStack:
         self._register_handlers()
         self._put_secrets()
         self._seed_routing()
+        self._seed_posting_config()
         self._start_pollers()
         self.api = ApiServer(
             self.template.api_routes(),
@@ -249,6 +249,11 @@ class LocalStack:
 
     # -- helpers -----------------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
+        if service == "lambda":  # an invocation may run as long as its function's timeout; never re-sent
+            from botocore.config import Config
+
+            config = Config(read_timeout=900, connect_timeout=10, retries={"max_attempts": 1})
+            return self.session.client(service, endpoint_url=self.endpoint, config=config)
         return self.session.client(service, endpoint_url=self.endpoint)
 
     @property
@@ -259,6 +264,63 @@ class LocalStack:
     @property
     def webhook_url(self) -> str:
         return f"{self.api_url}/v1/webhooks/crm/opportunities"
+
+    @contextlib.contextmanager
+    def pollers_paused(self) -> Iterator[None]:
+        """No queue is consumed inside the block (messages pile up, as with a disabled event source mapping)."""
+        for poller in self.pollers:
+            poller.pause()
+        try:
+            yield
+        finally:
+            for poller in self.pollers:
+                poller.resume()
+
+    def psa_webhook_url(self, kind: str) -> str:
+        """``kind``: ``time-entries`` or ``expenses``."""
+        return f"{self.api_url}/v1/webhooks/psa/{kind}"
+
+    def fire_schedule(self, target_function: str, event_id: str | None = None) -> dict[str, Any]:
+        """Run what an EventBridge schedule starts (moto stores schedules but never fires them): invoke the
+        function of folder ``target_function`` (e.g. ``posting_sweep``) with a scheduled event, as a rule
+        of the template targets it. The function's answer."""
+        import datetime as dt
+        import uuid
+
+        rules = [
+            r
+            for r in self.template.of_type("AWS::Events::Rule").values()
+            if r["Properties"].get("ScheduleExpression")
+        ]
+        names = self._function_names()
+        folders = {
+            lid: (r["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME"))
+            for lid, r in self.template.of_type("AWS::Lambda::Function").items()
+        }
+        for rule in rules:
+            for target in rule["Properties"].get("Targets", []):
+                arn = target.get("Arn", {})
+                lid = arn.get("Fn::GetAtt", [None])[0] if isinstance(arn, dict) else None
+                if lid and folders.get(lid) == target_function:
+                    event = {
+                        "version": "0",
+                        "id": event_id or str(uuid.uuid4()),
+                        "detail-type": "Scheduled Event",
+                        "source": "aws.events",
+                        "account": "123456789012",
+                        "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "region": REGION,
+                        "resources": [],
+                        "detail": {},
+                    }
+                    answer = self.client("lambda").invoke(
+                        FunctionName=names[lid], Payload=json.dumps(event).encode()
+                    )
+                    payload = json.loads(answer["Payload"].read() or b"null")
+                    if answer.get("FunctionError"):
+                        raise RuntimeError(f"{target_function} failed: {payload}")
+                    return payload  # type: ignore[no-any-return]
+        raise KeyError(f"no schedule targets {target_function}")
 
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():
@@ -313,6 +375,10 @@ class LocalStack:
                 }
             ),
         )
+        sm.put_secret_value(
+            SecretId=self.outputs["PsaWebhookSecretArn"],
+            SecretString=json.dumps({"secrets": [self.psa_webhook_secret]}),
+        )
         erp_arns = json.loads(self.outputs["ErpSecretArns"])
         for system, sandbox in self.sandboxes.netsuite.items():
             base = self.sandboxes.url(system)
@@ -328,6 +394,27 @@ class LocalStack:
                         "currency_ids": {
                             code: internal_id for internal_id, code in sandbox.currencies.items()
                         },
+                        "expense_category_ids": finance_config.NETSUITE_EXPENSE_CATEGORY_IDS,
+                        "tax_code_ids": finance_config.NETSUITE_TAX_CODE_IDS[system],
+                        "service_item_id": finance_config.NETSUITE_SERVICE_ITEM_ID,
+                    }
+                ),
+            )
+        for system, bc in self.sandboxes.business_central.items():
+            sm.put_secret_value(
+                SecretId=erp_arns[system],
+                SecretString=json.dumps(
+                    {
+                        "kind": "business-central",
+                        "tenant_id": bc.tenant_id,
+                        "environment": bc.environment,
+                        "client_id": bc.client_id,
+                        "client_secret": bc.client_secret,
+                        "base_url": self.sandboxes.url(system) + bc.api_path,
+                        "token_url": self.sandboxes.url(system) + bc.token_path,
+                        "expense_accounts": finance_config.BC_EXPENSE_ACCOUNTS,
+                        "tax_codes": finance_config.BC_TAX_CODES,
+                        "local_currency": "EUR",
                     }
                 ),
             )
@@ -351,10 +438,34 @@ class LocalStack:
                         timezone=e["timezone"],
                     ),
                     erp_system=e["erp_system"],
-                    subsidiary_id=e["subsidiary_id"],
+                    erp_kind="business-central"
+                    if e["erp_system"] in self.sandboxes.business_central
+                    else "netsuite",
+                    subsidiary_id=e["subsidiary_id"] or self._bc_company(e["erp_system"]),
                     migration_wave=e["wave"],
                 )
             )
+
+    def _bc_company(self, system: str) -> str:
+        return self.sandboxes.business_central[system].company(finance_config.BC_COMPANY)
+
+    def _seed_posting_config(self) -> None:
+        """Each entity's posting policy and tax rules, as finance keeps them (data in the routing table)."""
+        from hub.flows.posting.config import TableConfig
+
+        table = self.session.resource("dynamodb", endpoint_url=self.endpoint).Table(
+            self.outputs["RoutingTableName"]
+        )
+        config = TableConfig(
+            self.outputs["RoutingTableName"],
+            table,
+            project_status=lambda _: None,
+            task_status=lambda _: None,
+        )
+        for policy in finance_config.POLICIES:
+            config.put_policy(policy)
+        for rule in finance_config.TAX_RULES:
+            config.put_tax_rule(rule)
 
     def _start_pollers(self) -> None:
         """Replace moto's synchronous SQS->Lambda trigger with pollers built from the template's mappings."""
@@ -402,8 +513,9 @@ class LocalStack:
         raise KeyError(f"{lid}.{name}")
 
     # -- for people and tests ----------------------------------------------------------------------------
-    def sign(self, body: bytes, *, msg_id: str | None = None) -> dict[str, str]:
-        """Headers of a Standard Webhooks delivery of ``body`` signed with this stack's secret."""
+    def sign(self, body: bytes, *, msg_id: str | None = None, secret: str | None = None) -> dict[str, str]:
+        """Headers of a Standard Webhooks delivery of ``body`` signed with this stack's CRM secret (or
+        ``secret``, e.g. ``self.psa_webhook_secret``)."""
         import datetime as dt
         import uuid
 
@@ -411,7 +523,7 @@ class LocalStack:
 
         msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
         now = dt.datetime.now(dt.UTC)
-        signature = Webhook(self.webhook_secret).sign(msg_id, now, body.decode())
+        signature = Webhook(secret or self.webhook_secret).sign(msg_id, now, body.decode())
         return {
             "content-type": "application/json",
             "webhook-id": msg_id,

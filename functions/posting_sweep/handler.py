@@ -7,6 +7,10 @@ Input: the scheduled event (only its ``id`` is used, for the logs' correlation i
 both ran, so the function's error alarm sees it. Output: ``{kind: report}`` (window, counts, the watermark it
 advanced to, whether it completed and why not). Logs and metrics carry windows and counts only.
 
+A run far behind (a first run looks back ``sweep_first_lookback_seconds``; an outage) reads window after window
+of at most ``sweep_max_span_seconds`` until it has caught up with the time it started, or its deadline nears
+(the next run continues from the watermark).
+
 A scheduled run also hands every entry the ledger holds for a closed period (status HELD) back to the
 consumer, which posts it once its period reopens (or rolls it to the next open one, as the entity's policy
 says) and holds it again otherwise.
@@ -123,6 +127,35 @@ def _log(report: SweepReport) -> None:
     )
 
 
+def _catch_up(kind: Kind, deps: SweepDeps, deadline: Callable[[], float]) -> SweepReport:
+    """Window after window (each at most ``max_span``) until the watermark reaches the time the run started,
+    the deadline nears, or a window stops short. The report: the last window's, with the counts of all."""
+    now = deps.clock()
+    read = enqueued = unmappable = 0
+    while True:
+        report = run_sweep(
+            kind,
+            psa=deps.psa(),
+            store=deps.store,
+            enqueue=deps.enqueue,
+            now=now,
+            overlap=deps.overlap,
+            max_span=deps.max_span,
+            first_lookback=deps.first_lookback,
+            deadline=deadline,
+            min_remaining=deps.min_remaining,
+        )
+        read += report.counts.read
+        enqueued += report.counts.enqueued
+        unmappable += report.counts.unmappable
+        caught_up = report.advanced_to is None or report.advanced_to >= now.replace(microsecond=0)
+        if not report.complete or caught_up or deadline() < deps.min_remaining:
+            counts = report.counts.model_copy(
+                update={"read": read, "enqueued": enqueued, "unmappable": unmappable}
+            )
+            return report.model_copy(update={"counts": counts})
+
+
 @entry(PostingSweepSettings, correlation_id_path="id")
 def handler(event: dict[str, Any], context: Any, deps: SweepDeps | None = None) -> dict[str, Any]:
     kinds = _kinds(event)
@@ -134,18 +167,7 @@ def handler(event: dict[str, Any], context: Any, deps: SweepDeps | None = None) 
     enqueued = unmappable = incomplete = 0
     for kind in kinds:
         try:
-            report = run_sweep(
-                kind,
-                psa=deps.psa(),
-                store=deps.store,
-                enqueue=deps.enqueue,
-                now=deps.clock(),
-                overlap=deps.overlap,
-                max_span=deps.max_span,
-                first_lookback=deps.first_lookback,
-                deadline=deadline,
-                min_remaining=deps.min_remaining,
-            )
+            report = _catch_up(kind, deps, deadline)
         except Exception as error:  # the other kind still runs; raised below, after it
             logger.exception("sweep failed", extra={"kind": kind, "error": type(error).__name__})
             failed.append((kind, error))

@@ -40,6 +40,7 @@ import contextlib
 import logging
 import math
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -127,6 +128,7 @@ class ConcurrencyBudget:
         self._monotonic = monotonic
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - spreading contention, not crypto
+        self._local = threading.local()  # the slot this thread holds, for re-entrant ``slot()``
 
     def __repr__(self) -> str:
         return f"ConcurrencyBudget(system={self.system!r}, limit={self.limit})"
@@ -134,11 +136,22 @@ class ConcurrencyBudget:
     # ------------------------------------------------------------------------------------------ public API
     @contextlib.contextmanager
     def slot(self) -> Iterator[Lease]:
-        """Hold one slot for the duration of the ``with`` block (``ThrottledError`` if none frees in time)."""
+        """Hold one slot for the duration of the ``with`` block (``ThrottledError`` if none frees in time).
+
+        Re-entrant per thread: inside a ``with budget.slot():`` block, the same thread's nested ``slot()``
+        (e.g. each request of a run of requests, through ``ConcurrencyTransport``) reuses the slot it holds
+        instead of taking another. A worker that sends requests back to back holds one slot for the run:
+        one acquire and one release per run, not per request; it never has more than one in flight."""
+        held: Lease | None = getattr(self._local, "lease", None)
+        if held is not None:
+            yield held
+            return
         lease = self.acquire()
+        self._local.lease = lease
         try:
             yield lease
         finally:
+            self._local.lease = None
             self.release(lease)
 
     def acquire(self) -> Lease:

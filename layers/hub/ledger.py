@@ -14,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from hub import aws
+from hub.errors import TransientError
 
 
 class Status(enum.StrEnum):
@@ -32,6 +35,17 @@ class Status(enum.StrEnum):
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.IGNORED})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One step's outcome for ``Ledger.checkpoints`` (written in batches)."""
+
+    correlation_id: str
+    step: str
+    outcome: str
+    attempt: int | None = None
+    detail: Mapping[str, Any] | None = None
 
 
 def _now() -> str:
@@ -78,8 +92,41 @@ class Ledger:
         summary: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Record a new transaction; if it exists already, return it unchanged. ``(header, created)``."""
+        item = self._new_header(
+            correlation_id,
+            flow=flow,
+            business_key=business_key,
+            subject=subject,
+            source=source,
+            status=status,
+            reason=reason,
+            summary=summary,
+        )
+        exceptions = self._table.meta.client.exceptions
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except exceptions.ConditionalCheckFailedException:
+            existing = self.header(correlation_id)
+            if existing is None:  # deleted between the two calls: extremely unlikely, try once more
+                self._table.put_item(Item=item)
+                return _plain(item), True
+            return existing, False
+        return _plain(item), True
+
+    @staticmethod
+    def _new_header(
+        correlation_id: str,
+        *,
+        flow: str,
+        business_key: str,
+        subject: str,
+        source: str,
+        status: Status = Status.RECEIVED,
+        reason: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         now = _now()
-        item = _clean(
+        return _clean(  # type: ignore[no-any-return]
             {
                 "pk": f"TX#{correlation_id}",
                 "sk": "TX",
@@ -101,16 +148,6 @@ class Ledger:
                 "gsi2sk": now,
             }
         )
-        exceptions = self._table.meta.client.exceptions
-        try:
-            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except exceptions.ConditionalCheckFailedException:
-            existing = self.header(correlation_id)
-            if existing is None:  # deleted between the two calls: extremely unlikely, try once more
-                self._table.put_item(Item=item)
-                return _plain(item), True
-            return existing, False
-        return _plain(item), True
 
     def record_delivery(self, correlation_id: str, delivery_id: str, *, channel: str) -> None:
         self._table.put_item(
@@ -183,15 +220,36 @@ class Ledger:
             return False
         return True
 
-    def claim(self, correlation_id: str, *, version: int, owner: str, lease_seconds: float) -> bool:
+    def claim(
+        self,
+        correlation_id: str,
+        *,
+        version: int,
+        owner: str,
+        lease_seconds: float,
+        create: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Take the right to post ``version`` of this transaction for ``lease_seconds``: one conditional write.
 
         Refused (False) while another owner's claim is live, or once this version (or a later one) is posted,
         so two consumers holding copies of one entry never both post it. A claim ends with ``release`` or
         with the status the poster records (``set_status(..., release=True)``), or lapses at its lease: a
-        consumer that died holding it delays the entry by one lease, it does not lose it."""
+        consumer that died holding it delays the entry by one lease, it does not lose it.
+
+        With ``create`` (``flow``, ``business_key``, ``subject``, ``source``, ``summary``: what ``open`` takes),
+        a transaction not recorded yet is recorded by the same write (status RECEIVED), so a first post costs
+        one write here, not two."""
         now = dt.datetime.now(dt.UTC).timestamp()
+        until = Decimal(str(round(now + lease_seconds, 3)))
         exceptions = self._table.meta.client.exceptions
+        if create is not None:  # most likely new: record it with its claim in one conditional put
+            item = self._new_header(correlation_id, **create)
+            item.update(claim_owner=owner, claim_until=until, claim_version=version)
+            try:
+                self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+                return True
+            except exceptions.ConditionalCheckFailedException:
+                pass  # recorded meanwhile by another consumer: claim it as an existing one
         try:
             self._table.update_item(
                 Key={"pk": f"TX#{correlation_id}", "sk": "TX"},
@@ -203,7 +261,7 @@ class Ledger:
                 ),
                 ExpressionAttributeValues={
                     ":o": owner,
-                    ":until": Decimal(str(round(now + lease_seconds, 3))),
+                    ":until": until,
                     ":now": Decimal(str(round(now, 3))),
                     ":v": version,
                 },
@@ -247,7 +305,59 @@ class Ledger:
             )
         )
 
+    def checkpoints(self, entries: Sequence[Checkpoint]) -> None:
+        """Many checkpoints (of any transactions) in ``BatchWriteItem`` calls of 25."""
+        now = dt.datetime.now(dt.UTC)
+        items = []
+        for n, e in enumerate(entries):  # a microsecond apart: one transaction's checkpoints keep their order
+            stamp = (now + dt.timedelta(microseconds=n)).isoformat(timespec="microseconds")
+            items.append(
+                _clean(
+                    {
+                        "pk": f"TX#{e.correlation_id}",
+                        "sk": f"CP#{stamp}#{e.step}",
+                        "step": e.step,
+                        "outcome": e.outcome,
+                        "attempt": e.attempt,
+                        "detail": dict(e.detail or {}),
+                        "at": stamp,
+                    }
+                )
+            )
+        client = self._table.meta.client
+        for start in range(0, len(items), 25):
+            requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+            for attempt in range(5):
+                answer = client.batch_write_item(RequestItems={self._table.name: requests})
+                requests = (answer.get("UnprocessedItems") or {}).get(self._table.name) or []
+                if not requests:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if requests:
+                raise TransientError(f"{len(requests)} checkpoint(s) not written", system="dynamodb")
+
     # -- reads ------------------------------------------------------------------------------------------
+    def headers(self, correlation_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The headers of the transactions that exist, by correlation id (``BatchGetItem``, 100 per call)."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(correlation_ids))
+        client = self._table.meta.client
+        for start in range(0, len(wanted), 100):
+            keys = [{"pk": f"TX#{cid}", "sk": "TX"} for cid in wanted[start : start + 100]]
+            request: dict[str, Any] = {self._table.name: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(6):
+                answer = client.batch_get_item(RequestItems=request)
+                for item in (answer.get("Responses") or {}).get(self._table.name, []):
+                    header = _plain(item)
+                    found[header["correlation_id"]] = header
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if request:
+                raise TransientError("ledger headers could not be read", system="dynamodb")
+        return found
+
     def header(self, correlation_id: str) -> dict[str, Any] | None:
         got = self._table.get_item(Key={"pk": f"TX#{correlation_id}", "sk": "TX"}, ConsistentRead=True)
         item = got.get("Item")

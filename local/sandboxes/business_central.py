@@ -198,7 +198,23 @@ ENTITIES = {
         frozenset(),
         frozenset({"id", "number", "displayName", "category", "accountType", "directPosting", "blocked"}),
     ),
+    # The accounting calendar (docs/vendor-apis.md "read the calendar"): read-only, seeded.
+    "accountingPeriods": EntitySpec(
+        "accountingPeriods",
+        "accountingPeriod",
+        frozenset(),
+        frozenset(
+            {"id", "startingDate", "name", "newFiscalYear", "closed", "dateLocked", "lastModifiedDateTime"}
+        ),
+    ),
+    "generalLedgerSetup": EntitySpec(
+        "generalLedgerSetup",
+        "generalLedgerSetup",
+        frozenset(),
+        frozenset({"id", "allowPostingFrom", "allowPostingTo", "lastModifiedDateTime"}),
+    ),
 }
+EMPTY_DATE = "0001-01-01"  # how BC renders a date that is not set
 
 
 def bc_error(
@@ -1314,6 +1330,14 @@ class BusinessCentralSandbox(Sandbox):
                 tax_codes=dict(tax_codes or {"STANDARD": 20.0, "REDUCED": 5.0, "ZERO": 0.0, "REVERSE": 0.0}),
             )
             self._companies[company.id] = company
+            setup_id = self._guid("generalLedgerSetup")
+            company.store("generalLedgerSetup")[setup_id] = {
+                "id": setup_id,
+                "allowPostingFrom": EMPTY_DATE,
+                "allowPostingTo": EMPTY_DATE,
+                "lastModifiedDateTime": company.created_at,
+                "_version": 1,
+            }
             for number, display in (
                 ("64100", "Travel"),
                 ("64200", "Meals and Entertainment"),
@@ -1389,6 +1413,11 @@ class BusinessCentralSandbox(Sandbox):
             target.vendors[row["id"]] = row
             return row["id"]
 
+    def seed_tax_code(self, company: str, code: str, percent: float) -> None:
+        """A tax code purchase invoice lines may carry (e.g. "NO VAT" at 0 %)."""
+        with self._lock:
+            self._company_named(company).tax_codes[code] = float(percent)
+
     def seed_account(self, company: str, number: str, name: str) -> str:
         with self._lock:
             return self._seed_account(self._company_named(company), number, name)
@@ -1413,6 +1442,42 @@ class BusinessCentralSandbox(Sandbox):
             target = self._company_named(company)
             target.allow_posting_from = _parse_date(start) if start else None
             target.allow_posting_to = _parse_date(end) if end else None
+            for setup in target.store("generalLedgerSetup").values():
+                setup.update(
+                    allowPostingFrom=target.allow_posting_from.isoformat()
+                    if target.allow_posting_from
+                    else EMPTY_DATE,
+                    allowPostingTo=target.allow_posting_to.isoformat()
+                    if target.allow_posting_to
+                    else EMPTY_DATE,
+                    lastModifiedDateTime=self._now_text(),
+                    _version=setup["_version"] + 1,
+                )
+
+    def seed_accounting_periods(
+        self, company: str, first_month: str = "2025-01", count: int = 12
+    ) -> list[str]:
+        """Monthly accounting periods (open, January starts a fiscal year) from `first_month` ("2026-10");
+        returns their ids. What closes posting is the allowed posting dates (`set_allowed_posting_dates`)."""
+        year, month = (int(part) for part in first_month.split("-"))
+        ids = []
+        with self._lock:
+            target = self._company_named(company)
+            for _ in range(count):
+                row = {
+                    "id": self._guid("accountingPeriods"),
+                    "startingDate": date(year, month, 1).isoformat(),
+                    "name": date(year, month, 1).strftime("%B"),
+                    "newFiscalYear": month == 1,
+                    "closed": False,
+                    "dateLocked": False,
+                    "lastModifiedDateTime": self._now_text(),
+                    "_version": 1,
+                }
+                target.store("accountingPeriods")[row["id"]] = row
+                ids.append(row["id"])
+                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return ids
 
     def seed(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """{"companies": [{"name", "employees": [{"number","name"}], "projects": [{"number","name","tasks"}],

@@ -197,3 +197,55 @@ def test_each_function_writes_only_its_own_log_group(synth: Synth, function: str
         k for k, actions in _grants(synth, function).items() if any(a.startswith("logs:") for a in actions)
     }
     assert log_targets == {own}
+
+
+def _writes(synth: Synth, function: str, table_prefix: str) -> list[dict[str, Any]]:
+    """The statements that let a function write (put, update, delete) the table."""
+    table = _logical(synth, "AWS::DynamoDB::Table", table_prefix)
+    _, resource = function_by_name(synth, function)
+    return [
+        s
+        for s in role_statements(synth, resource["Properties"]["Role"]["Fn::GetAtt"][0])
+        if {"Fn::GetAtt": [table, "Arn"]} in as_list(s["Resource"])
+        and set(as_list(s["Action"])) & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    ]
+
+
+def test_psa_webhook_only_records_deliveries_and_sends_to_the_posting_queue(synth: Synth) -> None:
+    idempotency = _logical(synth, "AWS::DynamoDB::Table", "TablesIdempotency")
+    posting = _logical(synth, "AWS::SQS::Queue", "QueuesPostingQueue")
+    secret = _logical(synth, "AWS::SecretsManager::Secret", "SecretsPsaWebhook")
+    grants = _data_grants(synth, "psa_webhook")
+    assert set(grants) == {idempotency, posting, secret}
+    assert grants[posting] <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+
+
+def test_the_sweep_writes_only_its_watermarks_and_reads_the_psa_secret(synth: Synth) -> None:
+    writes = _writes(synth, "posting_sweep", "TablesLedger")
+    assert len(writes) == 1
+    assert writes[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*"]}}
+    (secret,) = [
+        k
+        for k, v in synth.of_type("AWS::SecretsManager::Secret").items()
+        if v["Properties"]["Name"] == "pshub/psa/kantata"
+    ]
+    grants = _data_grants(synth, "posting_sweep")
+    secrets = {k for k in grants if synth.resources.get(k, {}).get("Type") == "AWS::SecretsManager::Secret"}
+    assert secrets == {secret}
+
+
+def test_the_consumer_writes_the_routing_table_only_for_concurrency_budget_leases(synth: Synth) -> None:
+    writes = _writes(synth, "posting_consumer", "TablesRouting")
+    assert len(writes) == 1
+    assert as_list(writes[0]["Action"]) == ["dynamodb:UpdateItem"]
+    assert writes[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["BUDGET#*"]}}
+
+
+def test_the_consumer_reaches_the_psa_and_erp_secrets_but_no_webhook_or_crm_secret(synth: Synth) -> None:
+    grants = _data_grants(synth, "posting_consumer")
+    secrets = {k for k in grants if synth.resources.get(k, {}).get("Type") == "AWS::SecretsManager::Secret"}
+    names = {synth.resources[k]["Properties"]["Name"] for k in secrets}
+    erp = {f"pshub/erp/{s}" for s in synth.app.node.try_get_context("erpSystems")}
+    assert names == {"pshub/psa/kantata", *erp}
+    dlq = _logical(synth, "AWS::SQS::Queue", "QueuesPostingDlq")
+    assert grants[dlq] <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}

@@ -115,6 +115,9 @@ def test_functions_exist_with_layers_and_resolved_environment(deployed) -> None:
         "TransactionsApiFunctionName",
         "InitiationStarterFunctionName",
         "InitiationStepsFunctionName",
+        "PsaWebhookFunctionName",
+        "PostingSweepFunctionName",
+        "PostingConsumerFunctionName",
     ):
         config = lambda_.get_function(FunctionName=outputs[key])["Configuration"]
         assert config["Handler"] == "handler.handler"
@@ -127,6 +130,7 @@ def test_functions_exist_with_layers_and_resolved_environment(deployed) -> None:
     assert {system: secrets.describe_secret(SecretId=arn)["Name"] for system, arn in erp.items()} == {
         "netsuite-us": "pshub/erp/netsuite-us",
         "netsuite-uk": "pshub/erp/netsuite-uk",
+        "bc-eu": "pshub/erp/bc-eu",
     }
     mappings = lambda_.list_event_source_mappings(FunctionName=outputs["InitiationStarterFunctionName"])
     (mapping,) = mappings["EventSourceMappings"]

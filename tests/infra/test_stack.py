@@ -95,6 +95,49 @@ def test_the_starter_reads_intake_in_batches_with_partial_failures_and_bounded_c
     )
 
 
+def test_the_posting_consumer_reads_batches_of_100_with_partial_failures_and_the_configured_concurrency(
+    synth: Synth,
+) -> None:
+    consumer_id, _ = function_by_name(synth, "posting_consumer")
+    posting_id = next(
+        k for k, q in _queues(synth)[1].items() if q["Properties"]["QueueName"].endswith("-posting")
+    )
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": consumer_id},
+            "EventSourceArn": {"Fn::GetAtt": [posting_id, "Arn"]},
+            "BatchSize": 100,
+            "MaximumBatchingWindowInSeconds": Match.any_value(),
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {
+                "MaximumConcurrency": synth.app.node.try_get_context("postingMaxConcurrency"),
+            },
+        },
+    )
+
+
+def test_the_sweep_runs_on_the_configured_schedule(synth: Synth) -> None:
+    sweep_id, _ = function_by_name(synth, "posting_sweep")
+    minutes = synth.app.node.try_get_context("sweepMinutes")
+    synth.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": f"rate({minutes} minutes)",
+            "State": "ENABLED",
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [sweep_id, "Arn"]}})],
+        },
+    )
+
+
+def test_the_consumer_knows_every_erp_systems_concurrency_pool(synth: Synth) -> None:
+    _, consumer = function_by_name(synth, "posting_consumer")
+    budgets = json.loads(render(consumer["Properties"]["Environment"]["Variables"]["ERP_BUDGETS"]))
+    pools = synth.app.node.try_get_context("erpPools")
+    assert set(budgets) == set(synth.app.node.try_get_context("erpSystems"))
+    assert budgets == {system: {"pool": p["pool"], "limit": p["limit"]} for system, p in pools.items()}
+
+
 # --- tables ---------------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from hub.flows.posting.messages import PostingRequest, enqueue
 from hub.ledger import Ledger
 from hub.model import ApprovalStatus, ClosedPeriodAction, ProjectStatus, TaskStatus
 from hub.settings import PostingConsumerSettings, load
+from local.ops import redrive, redrive_posting_from_ledger
 from tests.support.aws import REGION, drain, lambda_context, sqs_event
 from tests.support.fakes import FakePostingErp, FakePsaTime
 from tests.support.time_expense_builders import expense_line, posting_policy, tax_rules, time_entry
@@ -146,16 +147,20 @@ def test_a_failed_check_parks_the_entry_in_the_dlq_with_its_reason_and_a_redrive
     world.send(too_long)
 
     _, failed = world.consume()
-    parked = world.parked()
+    held = world.sqs.receive_message(
+        QueueUrl=hub.posting_dlq_url, MessageAttributeNames=["All"], VisibilityTimeout=0
+    )["Messages"]
 
     assert failed == set() and world.erp.records == {}
-    assert [body["psaId"] for body, _ in parked] == ["TE-LONG"]
-    assert "14" in parked[0][1] and "12" in parked[0][1]  # the rule's values, for a finance reader
+    assert [json.loads(m["Body"])["psaId"] for m in held] == ["TE-LONG"]
+    reason = held[0]["MessageAttributes"]["parkedReason"]["StringValue"]
+    assert "14" in reason and "12" in reason  # the rule's values, for a finance reader
     assert world.status("time-entry", "TE-LONG")["status"] == "PARKED"
 
-    # The worker corrects the entry in the PSA; ops redrive the held message.
+    # The worker corrects the entry in the PSA; ops redrive the posting dead-letter queue.
     world.psa.put(too_long.model_copy(update={"hours": too_long.hours - 6, "version": 2}))
-    world.sqs.send_message(QueueUrl=hub.posting_queue_url, MessageBody=json.dumps(parked[0][0]))
+    moved = redrive(world.sqs, hub.posting_dlq_url, hub.posting_queue_url)
+    assert moved == [world.status("time-entry", "TE-LONG")["correlation_id"]]
     _, failed = world.consume()
 
     assert failed == set() and list(world.erp.records) == [("TE-LONG", 2)]
@@ -289,3 +294,16 @@ def test_every_message_in_is_posted_held_parked_rejected_or_retried(hub):
     assert rejected == {"TE-C2", "TE-C5"}
     assert posted | parked | retried | rejected == handled
     assert len(posted) + len(parked) + len(retried) + len(rejected) == len(messages)
+
+
+def test_parked_entries_can_be_redriven_from_the_ledger_after_their_held_messages_expired(world, hub):
+    world.psa.put(time_entry(psa_id="TE-LONG2", hours="15"))
+    world.send(time_entry(psa_id="TE-LONG2"))
+    world.consume()
+    drain(hub.posting_dlq_url)  # the held message is gone (retention)
+
+    moved = redrive_posting_from_ledger(world.sqs, world.ledger, hub.posting_queue_url)
+
+    bodies = [json.loads(m["Body"]) for m in drain(hub.posting_queue_url)]
+    assert moved == [world.status("time-entry", "TE-LONG2")["correlation_id"]]
+    assert bodies == [{"kind": "time-entry", "psaId": "TE-LONG2", "source": "redrive"}]

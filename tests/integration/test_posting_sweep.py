@@ -359,3 +359,20 @@ def test_every_run_hands_entries_held_for_a_closed_period_back_to_the_consumer(h
 
     bodies = sorted(json.loads(m["Body"])["psaId"] for m in drain(hub.posting_queue_url))
     assert bodies == ["4711", "88"]
+
+
+def test_a_run_far_behind_reads_window_after_window_until_it_has_caught_up(
+    hub, kantata, clock, sweep, monkeypatch
+):
+    monkeypatch.setenv("SWEEP_FIRST_LOOKBACK_SECONDS", str(3 * 24 * 3600))  # three days: twelve 6-hour spans
+    workspace, story = hub_project(kantata)
+    entries = kantata.seed_time_entries(workspace, 3, story_id=story)
+    kantata.approve_time_entries(entries)  # approved now: in the last of the windows
+    clock.tick(MIN)
+
+    reports = sweep({"kinds": ["time-entry"]})
+
+    assert keys(posted(hub)) == Counter(("time-entry", i) for i in entries)
+    report = reports["time-entry"]
+    assert report["complete"] is True and report["counts"]["enqueued"] == 3
+    assert report["advanced_to"] == "2026-11-30T23:01:00Z"  # the time the run started

@@ -229,4 +229,5 @@ def erp_from_secret(
         service_item_id=parsed.service_item_id,
         project_tasks=parsed.project_tasks,
         workers=workers,
+        hold=budget.slot if budget is not None else None,
     )

@@ -35,7 +35,7 @@ from hub.events import EventPublisher
 from hub.flows.posting import FLOW
 from hub.flows.posting.checks import Outcome, check_expense_line, check_time_entry
 from hub.flows.posting.messages import correlation_id_for
-from hub.ledger import Ledger, Status
+from hub.ledger import Checkpoint, Ledger, Status
 from hub.model import (
     AccountingCalendar,
     EventEnvelope,
@@ -130,15 +130,6 @@ def _key(item: Item) -> str:
     return key_of(kind_of(item), item.psa_id, item.version)
 
 
-def _open(item: Item, deps: PostingDeps) -> dict[str, Any]:
-    return _open_entry(
-        kind_of(item),
-        item.psa_id,
-        deps,
-        summary={"kind": kind_of(item), "entity": item.legal_entity_code, "worker": item.worker_id},
-    )
-
-
 def _open_entry(kind: str, psa_id: str, deps: PostingDeps, summary: dict[str, Any]) -> dict[str, Any]:
     header, _ = deps.ledger.open(
         correlation_id_for(kind, psa_id),
@@ -177,95 +168,187 @@ def park_unmappable(kind: str, psa_id: str, error: DataValidationError, deps: Po
     return reason
 
 
+class _Trail:
+    """What a batch writes to the ledger and the bus, with as few calls as the outcome allows: headers read in
+    one ``BatchGetItem`` per 100, a new entry recorded together with its first status (or its claim), the
+    checkpoints in ``BatchWriteItem`` calls, the events in ``PutEvents`` calls of 10."""
+
+    def __init__(self, items: Sequence[Item], deps: PostingDeps) -> None:
+        self.deps = deps
+        self.headers = deps.ledger.headers([correlation_id(i) for i in items])
+        self._checkpoints: list[Checkpoint] = []
+
+    def header(self, item: Item) -> dict[str, Any] | None:
+        return self.headers.get(correlation_id(item))
+
+    def settle(self, item: Item, status: Status, reason: str | None) -> None:
+        """Record an outcome that posts nothing (parked, held, rejected)."""
+        cid = correlation_id(item)
+        if cid not in self.headers:
+            header, created = self.deps.ledger.open(cid, status=status, reason=reason, **_create_fields(item))
+            self.headers[cid] = header
+            if created:
+                return
+        self.deps.ledger.set_status(cid, status, reason=reason)
+
+    def claim(self, item: Item) -> bool:
+        cid = correlation_id(item)
+        return self.deps.ledger.claim(
+            cid,
+            version=item.version,
+            owner=self.deps.owner,
+            lease_seconds=self.deps.claim_lease_seconds,
+            create=None if cid in self.headers else _create_fields(item),
+        )
+
+    def checkpoint(self, item: Item, step: str, outcome: str, detail: dict[str, Any] | None = None) -> None:
+        self._checkpoints.append(Checkpoint(correlation_id(item), step, outcome, item.version, detail))
+
+    def flush(self) -> None:
+        self.deps.ledger.checkpoints(self._checkpoints)
+        self._checkpoints = []
+
+
+def _create_fields(item: Item) -> dict[str, Any]:
+    kind = kind_of(item)
+    return {
+        "flow": FLOW,
+        "business_key": f"{kind}:{item.psa_id}",
+        "subject": item.psa_id,
+        "source": "psa",
+        "summary": {"kind": kind, "entity": item.legal_entity_code, "worker": item.worker_id},
+    }
+
+
 def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
     outcome = BatchOutcome()
     now = deps.now()
+    trail = _Trail(items, deps)
+    routes: dict[str, Route] = {}  # legal entity -> route, read once per batch
     to_post: dict[str, list[tuple[Item, Any]]] = defaultdict(list)  # erp system -> (item, post request)
     time_entries = [i for i in items if isinstance(i, TimeEntry)]
+    adjusted: list[EventEnvelope] = []
     for item in items:
-        cid = correlation_id(item)
-        header = _open(item, deps)
+        header = trail.header(item) or {}
         posted = (header.get("refs") or {}).get("postedVersion")
-        if header["status"] == Status.COMPLETED and posted is not None:
+        if header.get("status") == Status.COMPLETED and posted is not None:
             fate = Fate.DUPLICATE if int(posted) >= item.version else Fate.ADJUSTMENT
             if fate is Fate.ADJUSTMENT:
-                _adjustment(item, int(posted), deps)
-            deps.ledger.checkpoint(cid, "post", str(fate), attempt=item.version)
+                adjusted.append(_adjustment(item, int(posted)))
+            trail.checkpoint(item, "post", str(fate))
             outcome.fates[_key(item)] = fate
             continue
         try:  # an unrouted entity or missing configuration parks this item, never the batch
-            route, check, request = _checked(item, deps, now, time_entries)
+            route, check, request = _checked(item, deps, now, time_entries, routes)
         except DataValidationError as exc:
-            deps.ledger.set_status(cid, Status.PARKED, reason=f"DataValidationError: {exc.message}")
-            deps.ledger.checkpoint(
-                cid, "checks", "parked", attempt=item.version, detail={"problems": exc.problems}
-            )
+            trail.settle(item, Status.PARKED, f"DataValidationError: {exc.message}")
+            trail.checkpoint(item, "checks", "parked", {"problems": exc.problems})
             outcome.fates[_key(item)] = Fate.PARKED
             outcome.reasons[_key(item)] = exc.message
             continue
         problems = [v.as_problem() for v in check.violations]
         if check.outcome is Outcome.NOT_APPROVED:
-            deps.ledger.set_status(cid, Status.IGNORED, reason=problems[0]["problem"])
+            trail.settle(item, Status.IGNORED, problems[0]["problem"])
             outcome.fates[_key(item)] = Fate.REJECTED
             outcome.reasons[_key(item)] = problems[0]["problem"]
         elif check.outcome is Outcome.PARK:
             reason = "; ".join(v.message for v in check.violations)
-            deps.ledger.set_status(cid, Status.PARKED, reason=reason)
-            deps.ledger.checkpoint(
-                cid, "checks", "parked", attempt=item.version, detail={"problems": problems}
-            )
+            trail.settle(item, Status.PARKED, reason)
+            trail.checkpoint(item, "checks", "parked", {"problems": problems})
             outcome.fates[_key(item)] = Fate.PARKED
             outcome.reasons[_key(item)] = reason
         elif check.outcome is Outcome.HOLD:
-            deps.ledger.set_status(cid, Status.HELD, reason=check.decision.reason)
+            trail.settle(item, Status.HELD, check.decision.reason)
             outcome.fates[_key(item)] = Fate.HELD
             outcome.reasons[_key(item)] = check.decision.reason or "held: the accounting period is closed"
-        elif _claimed(item, deps, outcome):
+        elif trail.claim(item):
             to_post[route.erp_system].append((item, request))
+        else:
+            _refused(item, trail, outcome)
+    if adjusted:
+        deps.events.publish(*adjusted)
     for system, pairs in to_post.items():
-        erp = deps.erp(system)
-        times = [r for _, r in pairs if isinstance(r, PostTime)]
-        expenses = [r for _, r in pairs if isinstance(r, PostExpense)]
-        results = (erp.post_time_entries(times) if times else []) + (
-            erp.post_expense_lines(expenses) if expenses else []
-        )
-        by_key = {(r.psa_id, r.version): r for r in results}
-        for item, _ in pairs:
-            result = by_key.get((item.psa_id, item.version))
-            outcome.fates[_key(item)] = _record(item, result, system, deps)
-            if result is not None and result.error is not None:
-                if outcome.fates[_key(item)] is Fate.RETRY:
-                    outcome.errors[_key(item)] = result.error
-                else:
-                    outcome.reasons[_key(item)] = result.error.message
-            elif result is None:
-                outcome.errors[_key(item)] = TransientError("the ERP adapter gave no answer", system=system)
+        _post_to(system, pairs, trail, outcome)
+    trail.flush()
     return outcome
 
 
-def _claimed(item: Item, deps: PostingDeps, outcome: BatchOutcome) -> bool:
-    """Claim the entry's version for this consumer; if refused, say why in ``outcome`` (posted meanwhile:
-    a duplicate; another consumer posting it now: retry later)."""
-    cid = correlation_id(item)
-    if deps.ledger.claim(cid, version=item.version, owner=deps.owner, lease_seconds=deps.claim_lease_seconds):
-        return True
-    header = deps.ledger.header(cid) or {}
+def _post_to(system: str, pairs: list[tuple[Item, Any]], trail: _Trail, outcome: BatchOutcome) -> None:
+    """Post the claimed items of one ERP system, then record each result. The events of the posted items go
+    out *before* they are recorded COMPLETED: if the bus refuses them, the items are retried (the ERP's
+    upsert by external id makes the second post find the first record), so no posted entry misses its event."""
+    deps = trail.deps
+    erp = deps.erp(system)
+    times = [r for _, r in pairs if isinstance(r, PostTime)]
+    expenses = [r for _, r in pairs if isinstance(r, PostExpense)]
+    results = (erp.post_time_entries(times) if times else []) + (
+        erp.post_expense_lines(expenses) if expenses else []
+    )
+    by_key = {(r.psa_id, r.version): r for r in results}
+    posted: list[tuple[Item, PostingResult]] = []
+    for item, _ in pairs:
+        key = _key(item)
+        result = by_key.get((item.psa_id, item.version))
+        if result is None or (result.error is not None and isinstance(result.error, RETRYABLE)):
+            error = result.error if result and result.error else TransientError("no answer", system=system)
+            _retry(item, error, trail, outcome)
+        elif result.error is not None:
+            reason = f"{type(result.error).__name__}: {result.error.message}"
+            deps.ledger.set_status(correlation_id(item), Status.PARKED, reason=reason, release=True)
+            trail.checkpoint(item, "post", "parked", result.error.to_dict())
+            outcome.fates[key] = Fate.PARKED
+            outcome.reasons[key] = result.error.message
+        else:
+            posted.append((item, result))
+    try:
+        deps.events.publish(*(_posted_event(item, system, result) for item, result in posted))
+    except TransientError as error:
+        for item, _ in posted:
+            _retry(item, error, trail, outcome)
+        return
+    for item, result in posted:
+        deps.ledger.set_status(
+            correlation_id(item),
+            Status.COMPLETED,
+            reason=None,
+            refs={"postedVersion": item.version, "erpSystem": system, "erpId": result.erp_id},
+            release=True,
+        )
+        trail.checkpoint(item, "post", "ok", {"erpId": result.erp_id})
+        outcome.fates[_key(item)] = Fate.POSTED
+
+
+def _retry(item: Item, error: HubError, trail: _Trail, outcome: BatchOutcome) -> None:
+    trail.deps.ledger.release(correlation_id(item), owner=trail.deps.owner)
+    trail.checkpoint(item, "post", "retry", error.to_dict())
+    outcome.fates[_key(item)] = Fate.RETRY
+    outcome.errors[_key(item)] = error
+
+
+def _refused(item: Item, trail: _Trail, outcome: BatchOutcome) -> None:
+    """The claim was refused: posted meanwhile (a duplicate), or another consumer is posting it (retry)."""
+    header = trail.deps.ledger.header(correlation_id(item)) or {}
     posted = (header.get("refs") or {}).get("postedVersion")
     if posted is not None and int(posted) >= item.version:
         outcome.fates[_key(item)] = Fate.DUPLICATE
-        deps.ledger.checkpoint(cid, "post", str(Fate.DUPLICATE), attempt=item.version)
+        trail.checkpoint(item, "post", str(Fate.DUPLICATE))
     else:
         outcome.fates[_key(item)] = Fate.RETRY
         outcome.errors[_key(item)] = TransientError(
             "another consumer is posting this entry now", system="hub", code="claimed"
         )
-    return False
 
 
 def _checked(
-    item: Item, deps: PostingDeps, now: dt.datetime, time_entries: Sequence[TimeEntry]
+    item: Item,
+    deps: PostingDeps,
+    now: dt.datetime,
+    time_entries: Sequence[TimeEntry],
+    routes: dict[str, Route],
 ) -> tuple[Any, Any, Any]:
-    route = deps.routing.resolve(item.legal_entity_code)
+    if item.legal_entity_code not in routes:
+        routes[item.legal_entity_code] = deps.routing.resolve(item.legal_entity_code)
+    route = routes[item.legal_entity_code]
     entity: LegalEntity = route.legal_entity
     policy = deps.config.policy(entity.code)
     calendar = deps.calendar(route)
@@ -300,57 +383,28 @@ def _checked(
     return route, check, request
 
 
-def _record(item: Item, result: PostingResult | None, system: str, deps: PostingDeps) -> Fate:
-    cid = correlation_id(item)
-    if result is None or (result.error is not None and isinstance(result.error, RETRYABLE)):
-        deps.ledger.release(cid, owner=deps.owner)
-        deps.ledger.checkpoint(
-            cid,
-            "post",
-            "retry",
-            attempt=item.version,
-            detail=result.error.to_dict() if result and result.error else {"error": "no answer"},
-        )
-        return Fate.RETRY
-    if result.error is not None:
-        deps.ledger.set_status(
-            cid, Status.PARKED, reason=f"{type(result.error).__name__}: {result.error.message}", release=True
-        )
-        deps.ledger.checkpoint(cid, "post", "parked", attempt=item.version, detail=result.error.to_dict())
-        return Fate.PARKED
-    deps.ledger.set_status(
-        cid,
-        Status.COMPLETED,
-        reason=None,
-        refs={"postedVersion": item.version, "erpSystem": system, "erpId": result.erp_id},
-        release=True,
-    )
-    deps.ledger.checkpoint(cid, "post", "ok", attempt=item.version, detail={"erpId": result.erp_id})
-    _publish(item, "Posted", deps, erpSystem=system, erpId=result.erp_id, version=item.version)
-    return Fate.POSTED
+def _posted_event(item: Item, system: str, result: PostingResult) -> EventEnvelope:
+    return _event(item, "Posted", erpSystem=system, erpId=result.erp_id, version=item.version)
 
 
-def _adjustment(item: Item, posted_version: int, deps: PostingDeps) -> None:
-    _publish(
+def _adjustment(item: Item, posted_version: int) -> EventEnvelope:
+    return _event(
         item,
         "Adjusted",
-        deps,
         postedVersion=posted_version,
         newVersion=item.version,
         note="edited after posting: finance adjusts the ERP; the hub does not post it twice",
     )
 
 
-def _publish(item: Item, what: str, deps: PostingDeps, **data: Any) -> None:
+def _event(item: Item, what: str, **data: Any) -> EventEnvelope:
     """``TimePosted`` / ``ExpenseAdjusted`` ...: one envelope, its id fixed by entry, event and version."""
     cid = correlation_id(item)
     event_type = ("Time" if isinstance(item, TimeEntry) else "Expense") + what
-    deps.events.publish(
-        EventEnvelope(
-            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:{event_type}:{item.version}")),
-            type=event_type,
-            correlationid=cid,
-            subject=item.psa_id,
-            data={"psaId": item.psa_id, "legalEntity": item.legal_entity_code, **data},
-        )
+    return EventEnvelope(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:{event_type}:{item.version}")),
+        type=event_type,
+        correlationid=cid,
+        subject=item.psa_id,
+        data={"psaId": item.psa_id, "legalEntity": item.legal_entity_code, **data},
     )
