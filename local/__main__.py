@@ -10,11 +10,17 @@ app = typer.Typer(add_completion=False, help="The hub's embedded local stack.")
 
 
 @app.command()
-def demo() -> None:
-    """Start the local stack and run the closed-won scenario; non-zero exit if a deal is unaccounted for."""
+def demo(
+    month_end_workers: int | None = typer.Option(
+        None,
+        help="Workers per legal entity in the month end (about 30 entries each; default 18); 0 skips it.",
+    ),
+) -> None:
+    """Start the local stack, run the closed-won scenario and the month end; non-zero exit if anything is
+    unaccounted for or was created twice."""
     from local.demo import main
 
-    raise typer.Exit(main())
+    raise typer.Exit(main() if month_end_workers is None else main(month_end_workers))
 
 
 @app.command()

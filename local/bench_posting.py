@@ -140,7 +140,9 @@ def drain(
             counter.on = True
             begin = time.time()
         sqs = stack.client("sqs")
-        wait_until_drained(sqs, stack.outputs["PostingQueueUrl"], timeout=max(600.0, entries * 0.2))
+        wait_until_drained(
+            sqs, stack.outputs["PostingQueueUrl"], timeout=max(600.0, entries * 0.2), interval=1.0
+        )
         posted = _wait_posted(stack, erp, system, total, timeout=120.0)
         counter.on = False
         log = erp.requests[first_request:]

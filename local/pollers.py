@@ -166,7 +166,9 @@ class QueuePoller:
         }
 
 
-def wait_until_drained(sqs: Any, queue_url: str, timeout: float = 60.0) -> bool:
+def wait_until_drained(sqs: Any, queue_url: str, timeout: float = 60.0, interval: float = 0.1) -> bool:
+    """True once the queue holds nothing, visible or in flight (each look walks the whole queue in moto: a
+    long queue is better asked every second than ten times a second)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         attrs = sqs.get_queue_attributes(
@@ -178,5 +180,5 @@ def wait_until_drained(sqs: Any, queue_url: str, timeout: float = 60.0) -> bool:
             == 0
         ):
             return True
-        time.sleep(0.1)
+        time.sleep(interval)
     return False

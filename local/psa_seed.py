@@ -278,7 +278,7 @@ class MonthEndLoad:
 
 def seed_month_end(sandboxes: Sandboxes, load: MonthEndLoad | None = None, *, approve: bool = True) -> Seeded:
     """Workers, projects, periods and the regular load of every entity of ``load`` (see :class:`MonthEndLoad`),
-    approved unless ``approve=False``. Fast: about a second per 10,000 entries."""
+    approved unless ``approve=False``. Fast: 20,000 entries in well under a second."""
     load = load or MonthEndLoad()
     seeded = Seeded()
     seed_periods(sandboxes, first_month=load.first_month, count=load.months)

@@ -18,7 +18,9 @@ Simulated vendor behaviour (Business Central API v2.0 reference and "Working wit
     `vendorInvoiceNumber`, and the bound action `POST purchaseInvoices({id})/Microsoft.NAV.post` refuses a
     second posted invoice with the same vendor invoice number for the vendor ("Purchase Invoice X already
     exists for this vendor."), a missing one, or a posting date outside the allowed posting dates.
-  - read-only references: `employees`, `projects`, `vendors`, `accounts`.
+  - read-only references: `employees`, `projects`, `vendors`, `accounts`; the calendar: `accountingPeriods`
+    (seeded with `seed_accounting_periods`) and `generalLedgerSetup` (`allowPostingFrom` / `allowPostingTo`, as
+    `set_allowed_posting_dates` sets them; `0001-01-01` when not set).
   Neither entity has an upsert by an external key: POST always creates, so a retried POST after a lost answer
   creates a duplicate; look up first with `$filter` (e.g. `vendorInvoiceNumber eq 'TE-1'`).
 * OData: collections `{"@odata.context","value":[...]}` (server-driven paging with `@odata.nextLink`), entities
