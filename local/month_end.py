@@ -13,8 +13,9 @@ What happens, on a started ``LocalStack`` (``run_month_end``):
    afternoon") and the sweep's watermark is seeded as its earlier runs left it, ten minutes ago: its windows
    re-read only what changed since.
 2. Wave 1 (23-27 Nov): signed PSA webhooks in batches of up to 200 ids; some deliveries redelivered 2-5 times
-   (the same ``webhook-id``: answered again, not enqueued again; or a new one: enqueued again, claimed once),
-   one batch sent concurrently from two threads. The ERPs throttle (429) and fail (5xx) at injected rates.
+   under the same ``webhook-id`` (answered again, not enqueued again), one batch sent concurrently from two
+   threads; once the wave is posted, the PSA sends some of its events again (new deliveries: enqueued again,
+   found posted). The ERPs answer in 10-50 ms, throttle (429) and fail (5xx) at injected rates.
 3. Finance closes November in NetSuite UK, with the consumers paused. The consumers are then started afresh
    (as new Lambda containers: the accounting calendar is cached for five minutes per container). While they
    are paused, the webhooks of the entries to be withdrawn go out, and then their approvals are withdrawn in
@@ -90,7 +91,9 @@ class MonthEndConfig:
     load: MonthEndLoad = field(default_factory=MonthEndLoad)
     stragglers: int = 6  # workers per entity with a straggler entry on each of 30 Nov and 1 Dec
     webhook_batch: int = MAX_BATCH  # ids per webhook delivery
-    redeliver: dict[int, int] = field(default_factory=lambda: {2: 2, 3: 5})  # batch number -> deliveries
+    # Webhook batch number -> deliveries under one webhook-id (2 to 5); batches the PSA sends again later.
+    redeliver: dict[int, int] = field(default_factory=lambda: {2: 2, 3: 5, 4: 3})
+    send_again: tuple[int, ...] = (1, 3)
     # Each ERP answers in 10-50 ms, throttles 8 % of requests (429) and fails 2 % (500/503).
     erp_faults: Faults = field(
         default_factory=lambda: Faults(
@@ -438,25 +441,33 @@ class Relay:
         event: str = "approved",
         redeliver: dict[int, int] | None = None,
         concurrent: int = -1,
-    ) -> int:
-        """Every id in batches of ``self.batch``. Batch number ``n`` in ``redeliver`` is delivered ``redeliver[n]``
-        times in all: the same delivery again (the relay retrying: the hub answers it again without enqueueing)
-        and, the last time, as a new delivery (the PSA sending the event again: enqueued again, posted once).
-        Batch number ``concurrent`` goes out twice at once from two threads. The number of deliveries."""
-        sent = 0
-        for number, start in enumerate(range(0, len(ids), self.batch)):
-            batch = list(ids[start : start + self.batch])
+    ) -> list[list[str]]:
+        """Every id in batches of ``self.batch``; returns the batches. Batch number ``n`` in ``redeliver`` is
+        delivered ``redeliver[n]`` times in all under one ``webhook-id`` (the relay retrying after a lost answer:
+        the hub answers again and enqueues nothing); batch number ``concurrent`` goes out twice at once from
+        two threads under one ``webhook-id`` (a retry racing its first attempt: enqueued once; the other is
+        answered again, or 503 while the first is in progress, and retried)."""
+        batches = [list(ids[start : start + self.batch]) for start in range(0, len(ids), self.batch)]
+        for number, batch in enumerate(batches):
+            msg_id = f"msg_{uuid.uuid4().hex}"
             if number == concurrent:
                 with ThreadPoolExecutor(max_workers=2) as pool:
-                    list(pool.map(lambda _, b=batch: self.deliver(kind, b, event=event), range(2)))
-                sent += 2
+                    list(
+                        pool.map(
+                            lambda _, b=batch, m=msg_id: self.deliver(kind, b, event=event, msg_id=m),
+                            range(2),
+                        )
+                    )
                 continue
-            msg_id = f"msg_{uuid.uuid4().hex}"
-            times = (redeliver or {}).get(number, 1)
-            for n in range(times):
-                self.deliver(kind, batch, event=event, msg_id=None if 0 < n == times - 1 else msg_id)
-                sent += 1
-        return sent
+            for _ in range((redeliver or {}).get(number, 1)):
+                self.deliver(kind, batch, event=event, msg_id=msg_id)
+        return batches
+
+    def send_again(self, kind: str, batches: Iterable[Sequence[str]]) -> None:
+        """The PSA emitting these events again: new deliveries (new ``webhook-id``), enqueued again; the
+        consumer finds their entries posted (or parked, held, rejected) already."""
+        for batch in batches:
+            self.deliver(kind, batch)
 
 
 # -------------------------------------------------------------------------------------- the posting consumer
@@ -556,9 +567,13 @@ def run_month_end(
     since = {system: len(stack.sandboxes.erp(system).requests) for system in systems}  # this run's requests
     with consumers.others_paused(), _erp_faults(stack, config.erp_faults):
         step.start("wave 1 (23-27 Nov): webhooks, posting", total=len(waves[1]))
-        for kind, ids in _by_kind(waves[1]).items():
-            relay.announce(kind, ids, redeliver=config.redeliver, concurrent=1)
+        sent = {
+            kind: relay.announce(kind, ids, redeliver=config.redeliver, concurrent=1)
+            for kind, ids in _by_kind(waves[1]).items()
+        }
         _wait_final(ledger, consumers, waves[1], step, config.timeout)
+        for kind, batches in sent.items():  # the PSA sends some of these events again
+            relay.send_again(kind, [b for n, b in enumerate(batches) if n in config.send_again])
 
         step.start("UK closes November; approvals withdrawn")
         consumers.pause()
@@ -957,7 +972,13 @@ def report(console: Console, result: MonthEndResult) -> None:
         )
     answers = ", ".join(f"{n} x {status}" for status, n in sorted(result.answers.items()))
     console.print(
-        f"webhook answers: {answers}; batch items handed back to the queue (5xx, claimed): {result.batch_retries}"
+        f"webhook answers: {answers}"
+        + (
+            " (a delivery raced its own retry: 'in progress', retried; logged as errors above)"
+            if result.answers.get("503")
+            else ""
+        )
+        + f"; batch items handed back to the queue (5xx, claimed): {result.batch_retries}"
     )
 
     held = [e for e in entries if result.statuses.get(e.correlation_id) == "HELD"]
