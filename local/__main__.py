@@ -13,7 +13,7 @@ app = typer.Typer(add_completion=False, help="The hub's embedded local stack.")
 def demo(
     month_end_workers: int | None = typer.Option(
         None,
-        help="Workers per legal entity in the month end (about 30 entries each; default 18); 0 skips it.",
+        help="Workers per legal entity in the month end (about 30 entries each; default 20); 0 skips it.",
     ),
 ) -> None:
     """Start the local stack, run the closed-won scenario and the month end; non-zero exit if anything is

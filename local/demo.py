@@ -7,7 +7,7 @@ Outbound Message, some delivered several times (also concurrently), one without 
 tampered delivery and one change that is not a stage change; throttling injected at both ERPs. The report
 lists each deal with its project, steps, retries, or its parking reason.
 
-The month end then posts about 1,850 approved time entries and expense lines of US01, UK01 and DE01 into
+The month end then posts about 2,040 approved time entries and expense lines of US01, UK01 and DE01 into
 NetSuite (US, UK) and Business Central, with duplicated and missed webhooks, withdrawn approvals, entries that
 fail a check, a period closed mid-run, and throttling; its report counts what each ERP sandbox holds (see
 ``local.month_end``). The exit code is non-zero if any deal or entry is unaccounted for, anything was created or
@@ -38,9 +38,9 @@ from local.stack import ORG_ID, LocalStack, Sandboxes
 DEALS = 30
 OUTBOUND = 4
 MISSING_ENTITY = 17
-# The month end's workers per entity: 18 make about 1,850 entries, and the whole demo under three minutes on two
+# The month end's workers per entity: 20 make about 2,040 entries, and the whole demo under three minutes on two
 # cores (the local stack runs every Lambda, moto and the sandboxes in one Python process).
-MONTH_END_WORKERS = 18
+MONTH_END_WORKERS = 20
 
 
 @dataclass
