@@ -43,7 +43,7 @@ from pydantic import (
     field_validator,
 )
 
-from hub.errors import field_problems
+from hub.errors import ConflictError, field_problems
 from hub.flows.posting.messages import Kind, PostingRequest, enqueue
 from hub.http_answers import json_answer, media_type, problem_answer, request_body, request_headers
 from hub.model.time_expense import PsaId
@@ -165,9 +165,19 @@ def build_deps(settings: PsaWebhookSettings, *, sqs: Any) -> WebhookDeps:
             accepted=sent, correlation_ids={r.psa_id: r.correlation_id for r in delivery.requests}
         )
 
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+    from hub.errors import ConflictError
+
+    def enqueue_delivery(delivery: Delivery) -> Enqueued:
+        try:
+            return enqueue_once(delivery=delivery)
+        except IdempotencyAlreadyInProgressError as exc:  # the sender's retry raced its first attempt
+            raise ConflictError("this delivery is being enqueued right now", system="hub") from exc
+
     return WebhookDeps(
         secrets=lambda: signing_secrets(parameters.get_secret(settings.psa_webhook_secret_arn, max_age=300)),
-        enqueue=lambda delivery: enqueue_once(delivery=delivery),
+        enqueue=enqueue_delivery,
         max_body_bytes=settings.max_body_bytes,
         on_invoke=config.register_lambda_context,
     )
@@ -241,6 +251,11 @@ def handler(event: dict[str, Any], context: Any, deps: WebhookDeps | None = None
         return _reject(415, f"unsupported content type {content_type or '(none)'}; send application/json")
     try:
         return _delivery(route, body, headers, deps)
+    except ConflictError as exc:  # a retry racing its first attempt: not a fault, the sender tries again
+        logger.info("delivery already being enqueued", extra={"error": exc.message})
+        answer = json_answer(409, {"error": f"{exc.message}; retry later"})
+        answer["headers"]["Retry-After"] = "5"
+        return answer
     except Exception:  # the sender retries on 5xx; a delivery that was enqueued is not enqueued again
         logger.exception("could not enqueue the delivery")
         metrics.add_metric(name="WebhookErrors", unit="Count", value=1)

@@ -290,3 +290,34 @@ def test_logs_carry_ids_and_counts_not_the_body(hub, monkeypatch):
     for content in ("2026-11-30T18:02:11", "jane.doe", "Jane Doe", "sick leave", '"items": ['):
         assert content not in logs
         assert content not in rejected["body"]
+
+
+class RetryDuringSend(FlakySqs):
+    """While the first attempt is sending, the sender's retry of the same delivery arrives."""
+
+    def __init__(self, retry) -> None:
+        super().__init__()
+        self.down = False
+        self.retry = retry
+        self.answers: list[dict] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:  # noqa: N803 (boto3's names)
+        if not self.answers:
+            self.answers.append(self.retry())
+        return super().send_message_batch(QueueUrl=QueueUrl, Entries=Entries)
+
+
+def test_a_retry_racing_its_first_attempt_is_answered_409_and_not_counted_as_an_error(hub, capsys):
+    body = _encode(_approved())
+    headers = signed_headers(body, msg_id="msg_psa_racing")
+    sqs = RetryDuringSend(lambda: _send(body, headers, deps=deps))
+    deps = build_deps(load(PsaWebhookSettings), sqs=sqs)
+
+    first = _send(body, headers, deps=deps)
+
+    (racing,) = sqs.answers
+    assert racing["statusCode"] == 409 and racing["headers"]["Retry-After"] == "5"
+    assert first["statusCode"] == 202
+    assert sorted(m["psaId"] for m in _posted(hub)) == APPROVED_IDS  # once
+    logs = capsys.readouterr().out
+    assert '"level":"ERROR"' not in logs and "WebhookErrors" not in logs
