@@ -16,10 +16,11 @@ What happens, on a started ``LocalStack`` (``run_month_end``):
    under the same ``webhook-id`` (answered again, not enqueued again), one batch sent concurrently from two
    threads; once the wave is posted, the PSA sends some of its events again (new deliveries: enqueued again,
    found posted). The ERPs answer in 10-50 ms, throttle (429) and fail (5xx) at injected rates.
-3. Finance closes November in NetSuite UK, with the consumers paused. The consumers are then started afresh
-   (as new Lambda containers: the accounting calendar is cached for five minutes per container). While they
-   are paused, the webhooks of the entries to be withdrawn go out, and then their approvals are withdrawn in
-   the PSA (timesheets cancelled, expense reports rejected): their pointers are queued but nothing may post.
+3. Finance closes November in NetSuite UK, with the consumers paused. They keep the calendars they cached
+   (five minutes per container), which still show November open: NetSuite refuses their first UK November
+   posts, and the hub reads the calendar again and holds them. While they are paused, the webhooks of the
+   entries to be withdrawn go out, and then their approvals are withdrawn in the PSA (timesheets cancelled,
+   expense reports rejected): their pointers are queued but nothing may post.
 4. Wave 2 (30 Nov, 1 Dec) the same way; later UK November entries are HELD (UK01 holds closed periods).
 5. The sweep runs as its schedule would (``fire_schedule``), twice: the stragglers are found and posted once;
    the second run re-reads the overlap (and the HELD entries) harmlessly.
@@ -55,7 +56,7 @@ from hub.flows.posting.messages import correlation_id_for
 from hub.flows.posting.watermarks import WatermarkStore
 from hub.ledger import Ledger
 from hub.mapping import business_central as bm
-from local import finance_config, lambda_runtime
+from local import finance_config
 from local.pollers import QueuePoller
 from local.psa_seed import (
     HubProject,
@@ -518,12 +519,8 @@ class Consumers:
             for poller in others:
                 poller.resume()
 
-    def resume(self, *, fresh_containers: bool = False) -> None:
-        """Take batches again. ``fresh_containers``: as new Lambda containers, with nothing cached (each
-        container caches accounting calendars and PSA statuses for five minutes)."""
-        if fresh_containers:
-            deps = lambda_runtime.load_handler("posting_consumer", "handler.default_deps")
-            deps.cache_clear()  # type: ignore[attr-defined]
+    def resume(self) -> None:
+        """Take batches again (the same containers: what they cached, they keep)."""
         for poller in self.pollers():
             poller.resume()
 
@@ -588,7 +585,7 @@ def run_month_end(
         # The relay says so too; the consumer re-reads every entry either way.
         for kind, ids in _by_kind(withdrawn).items():
             relay.announce(kind, ids, event="approval_withdrawn")
-        consumers.resume(fresh_containers=True)
+        consumers.resume()
 
         step.start("wave 2 (30 Nov, 1 Dec): webhooks, posting", total=len(waves[2]))
         for kind, ids in _by_kind(waves[2]).items():

@@ -19,7 +19,7 @@ from typing import Any
 from hub.observability import entry, logger, metrics
 from hub.settings import PostingConsumerSettings, load
 
-ACQUIRE_TIMEOUT_SECONDS = 20.0
+ACQUIRE_TIMEOUT_SECONDS = 20.0  # a consumer waits this long for a budget slot before it calls it throttled
 # Each message's fate -> the business metric it counts in (the operations dashboard graphs these).
 FATE_METRICS = {
     "posted": "EntriesPosted",
@@ -30,7 +30,7 @@ FATE_METRICS = {
     "rejected": "EntriesRejected",
     "retry": "EntriesRetry",
     "malformed": "EntriesMalformed",
-}  # a consumer waits this long for a budget slot before it calls it throttled
+}
 
 
 @dataclass
@@ -165,6 +165,8 @@ def handler(event: dict[str, Any], context: Any, deps: Handlers | None = None) -
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+    from hub.flows.posting.consumer import Disposition
+
     deps = deps or default_deps()
     records = event.get("Records") or []
     outcome = deps.consume([(r["messageId"], r.get("body") or "") for r in records])
@@ -172,7 +174,7 @@ def handler(event: dict[str, Any], context: Any, deps: Handlers | None = None) -
 
     def record_handler(record: SQSRecord) -> str:
         decided = by_id[record.message_id]
-        if decided.disposition == "retry":
+        if decided.disposition is Disposition.RETRY:
             raise RetryLater(decided.reason or "retry")
         return str(decided.fate)
 

@@ -35,6 +35,7 @@ class Status(enum.StrEnum):
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.IGNORED})
+NOT_COMPLETED = frozenset(Status) - {Status.COMPLETED}  # what a later outcome may overwrite: never a posting
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,18 @@ def test_a_failed_check_parks_the_entry_in_the_dlq_with_its_reason_and_a_redrive
     assert world.status("time-entry", "TE-LONG")["status"] == "COMPLETED"
 
 
+def test_an_entry_announced_three_times_in_one_batch_parks_with_one_message_in_the_dlq(world):
+    too_long = time_entry(psa_id="TE-LONG3", hours="14")
+    world.psa.put(too_long)
+    world.send(too_long, too_long, too_long)  # the webhook's retries and the sweep, in one batch
+
+    messages, failed = world.consume()
+
+    assert len(messages) == 3 and failed == set()
+    assert [body["psaId"] for body, _ in world.parked()] == ["TE-LONG3"]
+    assert world.status("time-entry", "TE-LONG3")["status"] == "PARKED"
+
+
 def test_billable_time_on_a_project_put_on_hold_is_parked_naming_the_project(world):
     entry = time_entry(psa_id="TE-HOLD")
     world.psa.put(entry)

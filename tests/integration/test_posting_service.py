@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from hub.errors import DataValidationError, ThrottledError
+from hub.errors import DataValidationError, PermanentError, ThrottledError, TransientError
 from hub.events import EventPublisher
 from hub.flows.posting.service import Fate, PostingDeps, correlation_id, post_batch
 from hub.ledger import Ledger
@@ -140,3 +140,109 @@ def test_an_entry_of_an_unrouted_entity_parks_alone_and_the_batch_goes_on(world)
         and outcome.fates["time-entry:TE-OK#v1"] is Fate.POSTED
     )
     assert "ZZ01" in deps.ledger.get(correlation_id(stray))["reason"]
+
+
+def test_two_batches_of_one_container_at_once_never_both_post_an_entry(world):
+    """One container runs two invocations at once (the local runtime does; so could a future runtime): the
+    claim belongs to the batch, not the container, so the second batch's copy is refused while the first
+    one posts it."""
+    deps, erp = world()
+    entry = time_entry(psa_id="TE-TWIN")
+    inner: list = []
+
+    def the_same_container_runs_another_batch():
+        erp.during_post = None
+        inner.append(post_batch([entry], deps))
+
+    erp.during_post = the_same_container_runs_another_batch
+    outer = post_batch([entry], deps)
+
+    assert inner[0].fates["time-entry:TE-TWIN#v1"] is Fate.RETRY  # "another consumer is posting it now"
+    assert outer.fates["time-entry:TE-TWIN#v1"] is Fate.POSTED
+    assert erp.posts == {("TE-TWIN", 1): 1}
+
+
+def test_an_entry_another_batch_posted_meanwhile_is_never_parked_over_its_posting(world, hub):
+    """A batch reads the ledger, then (while it checks) another batch posts the entry, then its own checks
+    would park it (the project went on hold meanwhile): the posting stands, and this copy is a duplicate."""
+    deps, erp = world()
+    entry = time_entry(psa_id="TE-LATE")
+    on_hold = Config()
+
+    def project_status(psa_project_id):
+        post_batch([entry], deps)  # the other batch, complete, between this batch's ledger read and checks
+        return ProjectStatus.ON_HOLD
+
+    on_hold.project_status = project_status
+    late_deps, _ = world(erp=erp, config=on_hold)
+
+    outcome = post_batch([entry], late_deps)
+
+    assert outcome.fates["time-entry:TE-LATE#v1"] is Fate.DUPLICATE
+    tx = deps.ledger.get(correlation_id(entry))
+    assert tx["status"] == "COMPLETED" and tx["refs"]["postedVersion"] == 1 and len(erp.records) == 1
+
+
+def test_a_period_the_erp_closed_after_the_calendar_was_read_is_decided_again_and_held(world):
+    erp = FakePostingErp()
+    deps, _ = world(erp=erp, config=Config(ClosedPeriodAction.HOLD))
+    post_batch([time_entry(psa_id="TE-EARLY", hours="2")], deps)  # the calendar (November open) is cached
+    erp.closed = ("2026-11",)  # finance closes November in the ERP
+
+    outcome = post_batch([time_entry(psa_id="TE-AFTER", hours="2")], deps)
+
+    assert outcome.fates["time-entry:TE-AFTER#v1"] is Fate.HELD
+    tx = deps.ledger.get(correlation_id(time_entry(psa_id="TE-AFTER")))
+    assert tx["status"] == "HELD" and "claim_owner" not in tx
+    assert [c["outcome"] for c in tx["checkpoints"]] == ["period-refused"]
+    assert erp.calendar_reads == 2  # read again once, not per entry
+
+
+def test_a_period_closed_after_the_calendar_was_read_rolls_forward_on_the_next_delivery(world):
+    erp = FakePostingErp()
+    deps, _ = world(erp=erp)  # NEXT_OPEN
+    post_batch([time_entry(psa_id="TE-EARLY", hours="2")], deps)
+    erp.closed = ("2026-11",)
+    entry = time_entry(psa_id="TE-ROLL", hours="2")
+
+    first = post_batch([entry], deps)
+    second = post_batch([entry], deps)  # the queue delivers it again
+
+    assert first.fates["time-entry:TE-ROLL#v1"] is Fate.RETRY
+    assert "2026-12" in first.errors["time-entry:TE-ROLL#v1"].message
+    assert second.fates["time-entry:TE-ROLL#v1"] is Fate.POSTED and erp.posts[("TE-ROLL", 1)] == 1
+
+
+def test_a_period_the_erp_refuses_while_its_calendar_shows_it_open_is_parked_with_the_erps_reason(world):
+    erp = FakePostingErp()
+    erp.refused_periods = ("2026-11",)
+    deps, _ = world(erp=erp)
+
+    outcome = post_batch([time_entry(psa_id="TE-ODD", hours="2")], deps)
+
+    assert outcome.fates["time-entry:TE-ODD#v1"] is Fate.PARKED
+    assert "2026-11" in outcome.reasons["time-entry:TE-ODD#v1"]
+
+
+@pytest.mark.parametrize(
+    ("error", "fate"),
+    [
+        (PermanentError("401 from the ERP", system="netsuite-uk", code="INVALID_LOGIN"), Fate.PARKED),
+        (TransientError("timeout", system="netsuite-uk"), Fate.RETRY),
+    ],
+)
+def test_a_calendar_that_cannot_be_read_stops_only_that_entitys_entries(world, error, fate):
+    erp = FakePostingErp()
+    erp.calendar_errors["UK01"] = error
+    deps, _ = world(erp=erp)
+    uk = [time_entry(psa_id=f"TE-UK{n}", legal_entity_code="UK01", worker_id=f"W-{n}") for n in range(3)]
+    us = time_entry(psa_id="TE-US", hours="2")
+
+    outcome = post_batch([*uk, us], deps)
+
+    assert outcome.fates["time-entry:TE-US#v1"] is Fate.POSTED
+    assert {outcome.fates[f"time-entry:TE-UK{n}#v1"] for n in range(3)} == {fate}
+    assert erp.calendar_reads == 2  # US01 once, UK01 once (its failure remembered for the batch)
+    if fate is Fate.PARKED:
+        reason = deps.ledger.get(correlation_id(uk[0]))["reason"]
+        assert "accounting calendar of UK01" in reason and "401" in reason

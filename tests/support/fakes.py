@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from hub.connectors.ports import LineItems, LineKind, PostingResult
+from hub.connectors.ports import CLOSED_PERIOD, LineItems, LineKind, PostingResult
 from hub.errors import DataValidationError, HubError, PermanentError
 from hub.model import (
     Account,
@@ -222,25 +222,44 @@ class FakePsaTime(_Fake):
 class FakePostingErp:
     """``ErpPostingPort`` in memory: posts by (psa id, version), so a second post of the same version finds the
     first record (as NetSuite's external-id upsert does). ``fail`` maps a PSA id to the error its result
-    carries; ``closed`` names closed periods of the monthly calendar; ``during_post`` runs inside each post
-    call (to interleave another consumer deterministically)."""
+    carries; ``closed`` names closed periods of the monthly calendar, and a post decided into one of them (or
+    into one of ``refused_periods``, closed without the calendar saying so) is refused as ``CLOSED_PERIOD``;
+    ``calendar_errors`` maps a legal entity to the error its calendar read raises; ``during_post`` runs inside
+    each post call (to interleave another consumer deterministically). ``posts`` counts the posts of each
+    (psa id, version) that reached the ERP, ``calendar_reads`` the calendar reads."""
 
     def __init__(self, calendar_closed: tuple[str, ...] = ()):
         self.records: dict[tuple[str, int], str] = {}
+        self.posts: Counter[tuple[str, int]] = Counter()
         self.calls = 0
+        self.calendar_reads = 0
         self.closed = calendar_closed
+        self.refused_periods: tuple[str, ...] = ()
         self.fail: dict[str, Exception] = {}
+        self.calendar_errors: dict[str, Exception] = {}
         self._ids = itertools.count(5001)
         self.during_post: Callable[[], None] | None = None
 
     def accounting_calendar(self, legal_entity_code, *, subsidiary_id):
         from tests.support.time_expense_builders import monthly_calendar
 
+        self.calendar_reads += 1
+        if legal_entity_code in self.calendar_errors:
+            raise self.calendar_errors[legal_entity_code]
         return monthly_calendar(legal_entity_code, closed=self.closed)
 
-    def _post(self, key):
+    def _post(self, key, decision):
         if key[0] in self.fail:
             return PostingResult(psa_id=key[0], version=key[1], error=self.fail[key[0]])
+        if str(decision.period) in (*self.closed, *self.refused_periods):
+            error = DataValidationError(
+                f"the ERP refused to post into accounting period {decision.period}",
+                problems=[{"field": "postingPeriod", "problem": "closed", "period": str(decision.period)}],
+                system="fake-erp",
+                code=CLOSED_PERIOD,
+            )
+            return PostingResult(psa_id=key[0], version=key[1], error=error)
+        self.posts[key] += 1
         created = key not in self.records
         self.records.setdefault(key, str(next(self._ids)))
         return PostingResult(psa_id=key[0], version=key[1], erp_id=self.records[key], created=created)
@@ -249,10 +268,10 @@ class FakePostingErp:
         self.calls += 1
         if self.during_post:
             self.during_post()
-        return [self._post((i.entry.psa_id, i.entry.version)) for i in items]
+        return [self._post((i.entry.psa_id, i.entry.version), i.decision) for i in items]
 
     def post_expense_lines(self, items):
         self.calls += 1
         if self.during_post:
             self.during_post()
-        return [self._post((i.line.psa_id, i.line.version)) for i in items]
+        return [self._post((i.line.psa_id, i.line.version), i.decision) for i in items]

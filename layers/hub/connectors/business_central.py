@@ -53,7 +53,7 @@ from hub.connectors.http import (
     parse_json,
     retry_after_of,
 )
-from hub.connectors.ports import PostExpense, PostingResult, PostTime
+from hub.connectors.ports import CLOSED_PERIOD, PostExpense, PostingResult, PostTime
 from hub.errors import (
     ConflictError,
     DataValidationError,
@@ -338,7 +338,7 @@ class BusinessCentralErp:
 
         for company, group in _by_company(distinct.values()).items():
             self._look_up(company, INVOICE_ENTITY, INVOICE_SELECT, group, key)
-            self._post_invoices_of(company, group)
+            self._post_invoices_of(company, group, key)
         return _spread(results, distinct.values())
 
     # -------------------------------------------------------------------------------------- time entries
@@ -369,7 +369,9 @@ class BusinessCentralErp:
 
     # ------------------------------------------------------------------------------------------ invoices
 
-    def _post_invoices_of(self, company: str, group: list[_Item]) -> None:
+    def _post_invoices_of(
+        self, company: str, group: list[_Item], key: Callable[[Mapping[str, Any]], str | None]
+    ) -> None:
         invoices = bm.company_path(company, INVOICE_ENTITY)
         writes: list[tuple[_Item | None, dict[str, Any]]] = []
         kinds: dict[int, str] = {}
@@ -414,29 +416,58 @@ class BusinessCentralErp:
             (item, bm.operation("", "POST", f"{invoices}({invoice_id})/Microsoft.NAV.post"))
             for item, invoice_id, _ in ready
         ]
+        refused: list[tuple[_Item, str, DataValidationError]] = []
         for (item, invoice_id, created), (_, answer) in zip(ready, self._run(posts), strict=True):
             error = self._error_of(answer)
             if error is None:
                 item.result = PostingResult(item.psa_id, item.version, erp_id=invoice_id, created=created)
+            elif isinstance(error, DataValidationError):
+                refused.append((item, invoice_id, error))
             else:
-                item.result = PostingResult(
-                    item.psa_id, item.version, error=self._posting_refusal(error, item)
-                )
+                item.result = PostingResult(item.psa_id, item.version, error=error)
+        if refused:
+            self._explain_refusals(company, refused, key)
 
-    def _posting_refusal(self, error: HubError, item: _Item) -> HubError:
-        """A refused posting names the period and date it was meant for (BC's reason is in ``problem``); the
-        draft stays and is reused, re-dated if the decision changed, on the next delivery."""
-        if not isinstance(error, DataValidationError):
-            return error
-        period = str(item.decision.period)
-        return DataValidationError(
-            f"{self.system} refused to post the invoice into accounting period {period}",
-            problems=[
-                {**p, "period": period, "postingDate": item.body["postingDate"]} for p in error.problems
-            ],
-            system=self.system,
-            code=error.code,
-        )
+    def _explain_refusals(
+        self,
+        company: str,
+        refused: list[tuple[_Item, str, DataValidationError]],
+        key: Callable[[Mapping[str, Any]], str | None],
+    ) -> None:
+        """BC refuses ``Microsoft.NAV.post`` for an invoice posted meanwhile ("already been posted", or the
+        vendor invoice number posted on another invoice) as it refuses a date outside the allowed posting
+        dates. Look the invoices up again (one batched GET): one found posted is this line's record; the rest
+        are refusals naming the period and date they were meant for (the draft stays and is reused, re-dated
+        if the decision changed, on the next delivery)."""
+        group = [item for item, _, _ in refused]
+        for item in group:
+            item.found = []
+        self._look_up(company, INVOICE_ENTITY, INVOICE_SELECT, group, key)
+        for item, _, error in refused:
+            if item.result is not None:  # the lookup itself failed: its error stands
+                continue
+            posted = [r for r in item.found if r.get("status") != DRAFT]
+            if posted:
+                item.result = PostingResult(item.psa_id, item.version, erp_id=str(posted[0]["id"]))
+                continue
+            period = str(item.decision.period)
+            about_dates = bm.refused_for_posting_date(error.problems)
+            item.result = PostingResult(
+                item.psa_id,
+                item.version,
+                error=DataValidationError(
+                    f"{self.system} refused to post the invoice into accounting period {period}"
+                    if about_dates
+                    else f"{self.system} refused to post the invoice: "
+                    + "; ".join(str(p.get("problem")) for p in error.problems),
+                    problems=[
+                        {**p, "period": period, "postingDate": item.body["postingDate"]}
+                        for p in error.problems
+                    ],
+                    system=self.system,
+                    code=CLOSED_PERIOD if about_dates else error.code,
+                ),
+            )
 
     # ------------------------------------------------------------------------------------------- lookups
 

@@ -40,7 +40,7 @@ from hub.connectors.http import (
     parse_json,
     retry_after_of,
 )
-from hub.connectors.ports import PostExpense, PostingResult, PostTime
+from hub.connectors.ports import CLOSED_PERIOD, PostExpense, PostingResult, PostTime
 from hub.errors import (
     ConflictError,
     DataValidationError,
@@ -66,10 +66,6 @@ SYSTEM = "netsuite"
 RECORD_ROOT = "/services/rest/record/v1"
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
 SUITEQL_PAGE = 1000
-
-CLOSED_PERIOD = "CLOSED_PERIOD"
-"""``DataValidationError.code`` when NetSuite refused the transaction's accounting period (closed, locked, or
-no period covers the date); its problems carry ``period``, the canonical period name."""
 
 T = TypeVar("T")
 HOLD_RENEW_SECONDS = 10.0  # a worker gives its budget slot back and takes one again this often (leases: 30 s)

@@ -86,6 +86,12 @@ class PostExpense:
     subsidiary_id: str
 
 
+CLOSED_PERIOD = "CLOSED_PERIOD"
+"""``DataValidationError.code`` of a posting the ERP refused for its accounting period (closed, locked, outside
+the allowed posting dates, or no period covers the date); its problems carry ``period``, the canonical period
+name. The calendar the decision was made on was stale: the poster reads it again and decides again."""
+
+
 @dataclass(frozen=True)
 class PostingResult:
     """One item's outcome, in the order posted: ``erp_id`` when it is in the ERP (new or already there),

@@ -235,6 +235,14 @@ def _month_after(day: dt.date) -> dt.date:
     return day.replace(year=year, month=month, day=min(day.day, 28))
 
 
+def refused_for_posting_date(problems: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether BC refused ``Microsoft.NAV.post`` for the posting date (outside the allowed posting dates). BC
+    gives that refusal no code of its own (``Application_FieldValidationException``, as for any field), so
+    this reads its message, "Posting Date is not within your range of allowed posting dates."; it labels the
+    reason only, never whether the error is retried."""
+    return any("posting date" in str(p.get("problem", "")).lower() for p in problems)
+
+
 def accounting_calendar(
     legal_entity_code: str,
     periods: Iterable[Mapping[str, Any]],

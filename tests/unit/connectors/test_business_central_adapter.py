@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from hub.connectors.business_central import BusinessCentralErp, classify_for
-from hub.connectors.ports import PostExpense, PostTime
+from hub.connectors.ports import CLOSED_PERIOD, PostExpense, PostTime
 from hub.errors import (
     ConflictError,
     DataValidationError,
@@ -538,7 +538,7 @@ def test_a_refused_posting_names_the_period_and_date_and_keeps_bcs_reason(retry)
 
     error = result.error
     assert isinstance(error, DataValidationError) and "2026-11" in error.message
-    assert error.code == "Application_FieldValidationException"
+    assert error.code == CLOSED_PERIOD  # the poster reads the calendar again and decides again
     assert error.problems == [
         {
             "field": "record",
@@ -548,6 +548,43 @@ def test_a_refused_posting_names_the_period_and_date_and_keeps_bcs_reason(retry)
             "postingDate": "2026-11-27",
         }
     ]
+
+
+def test_a_posting_refused_because_another_caller_posted_the_invoice_meanwhile_is_that_record(retry):
+    """Two posters racing on one line: the second one's post action is refused ("already been posted"); the
+    adapter looks the invoice up again and answers the posted record, never a refusal to park."""
+    fake = FakeBusinessCentral()
+    item = post_expense()
+    posted = existing_invoice(item, id="posted-by-the-other")
+
+    def already_posted(op):
+        if op["url"].endswith("Microsoft.NAV.post"):
+            fake.existing["purchaseInvoices"] = [posted]  # what the next lookup sees
+            return True
+        return False
+
+    message = "Purchase Invoice 108001 has already been posted."
+    fake.rules.append((already_posted, (400, bc_error(400, "Application_DialogException", message))))
+
+    [result] = adapter(fake, retry).post_expense_lines([item])
+
+    assert result.error is None and result.erp_id == "posted-by-the-other"
+    assert len(fake.batches) == 4  # lookup, create, post, the lookup after the refusal
+
+
+def test_a_posting_refused_for_another_reason_keeps_bcs_code_and_reason(retry):
+    fake = FakeBusinessCentral()
+    message = "Vendor Invoice No. must have a value in Purchase Header."
+    fake.rules.append(
+        (
+            lambda op: op["url"].endswith("Microsoft.NAV.post"),
+            (400, bc_error(400, "Application_FieldValidationException", message)),
+        )
+    )
+
+    [result] = adapter(fake, retry).post_expense_lines([post_expense()])
+
+    assert result.error.code == "Application_FieldValidationException" and message in result.error.message
 
 
 def test_invoices_can_be_left_as_drafts_for_finance(retry):

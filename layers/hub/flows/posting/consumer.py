@@ -26,6 +26,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -80,7 +81,7 @@ class ConsumerDeps:
     jitter: Callable[[], float] = field(default=random.random)
 
 
-class Disposition:
+class Disposition(StrEnum):
     DONE = "done"
     HELD_IN_DLQ = "held-in-dlq"
     RESENT = "resent"
@@ -90,7 +91,7 @@ class Disposition:
 @dataclass
 class MessageOutcome:
     message_id: str
-    disposition: str
+    disposition: Disposition
     fate: str  # a Fate value, or "malformed"
     reason: str | None = None
 
@@ -133,14 +134,19 @@ def consume(messages: Sequence[tuple[str, str]], deps: ConsumerDeps) -> ConsumeO
         for message_id, _, request in requests:
             outcome.messages.append(_retry(message_id, request, exc, deps))
         return outcome
+    held: set[Key] = set()
     for message_id, body, request in requests:
         fate = fates[request.key]
         why = reasons.get(request.key)
         if fate is Fate.RETRY:
             outcome.messages.append(_retry(message_id, request, errors[request.key], deps))
-        elif fate is Fate.PARKED:
+        elif fate is Fate.PARKED and request.key not in held:  # one DLQ message per entry, not per copy
+            held.add(request.key)
             deps.hold(body, why or "parked", request.correlation_id)
             outcome.messages.append(MessageOutcome(message_id, Disposition.HELD_IN_DLQ, fate, why))
+        elif fate is Fate.PARKED:
+            copy = "a copy of a message held in the dead-letter queue by this batch"
+            outcome.messages.append(MessageOutcome(message_id, Disposition.DONE, Fate.DUPLICATE, copy))
         else:
             outcome.messages.append(MessageOutcome(message_id, Disposition.DONE, fate, why))
     return outcome
