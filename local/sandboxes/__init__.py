@@ -1,4 +1,5 @@
-"""SaaS simulators (sandboxes) for local runs and tests: Salesforce, Kantata OX, NetSuite and Business Central.
+"""SaaS simulators (sandboxes) for local runs and tests: Salesforce, Kantata OX, NetSuite, Business Central and
+Workday.
 
 Each is written from the vendor's documented API shapes and shares no code with the hub. See `base.Sandbox`.
 """
@@ -9,6 +10,7 @@ from local.sandboxes.kantata import KantataSandbox
 from local.sandboxes.netsuite import NetSuiteSandbox
 from local.sandboxes.salesforce import SalesforceSandbox, outbound_message
 from local.sandboxes.server import SandboxServer
+from local.sandboxes.workday import WorkdaySandbox
 
 __all__ = [
     "BusinessCentralSandbox",
@@ -19,5 +21,6 @@ __all__ = [
     "Sandbox",
     "SalesforceSandbox",
     "SandboxServer",
+    "WorkdaySandbox",
     "outbound_message",
 ]

@@ -13,7 +13,7 @@ Admin surface (JSON, never recorded in the sandbox's request log):
     POST /__sandbox/reset                               back to freshly constructed
 
 Run one from a shell: `python -m local.sandboxes.server netsuite --port 8003` (vendors: salesforce, kantata,
-netsuite, business_central).
+netsuite, business_central, workday).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def _handler_class(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-VENDORS = ("salesforce", "kantata", "netsuite", "business_central")
+VENDORS = ("salesforce", "kantata", "netsuite", "business_central", "workday")
 
 
 def _build(vendor: str) -> Sandbox:
@@ -211,12 +211,14 @@ def _build(vendor: str) -> Sandbox:
     from local.sandboxes.kantata import KantataSandbox
     from local.sandboxes.netsuite import NetSuiteSandbox
     from local.sandboxes.salesforce import SalesforceSandbox
+    from local.sandboxes.workday import WorkdaySandbox
 
     factories: dict[str, Callable[[], Sandbox]] = {
         "salesforce": SalesforceSandbox,
         "kantata": KantataSandbox,
         "netsuite": NetSuiteSandbox,
         "business_central": BusinessCentralSandbox,
+        "workday": WorkdaySandbox,
     }
     return factories[vendor]()
 
