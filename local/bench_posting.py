@@ -124,7 +124,7 @@ def drain(
         expenses=0,
         entities=(entity,),
     )
-    with LocalStack(sandboxes=sandboxes).start() as stack:
+    with LocalStack(sandboxes=sandboxes, max_pollers=100).start() as stack:  # the template's concurrency
         seeded = seed_month_end(sandboxes, load)
         total = len(seeded.ids("time-entry"))
         erp = sandboxes.erp(system)

@@ -505,10 +505,9 @@ class Consumers:
 
     @contextlib.contextmanager
     def others_paused(self) -> Iterator[None]:
-        """The stack's other consumers (the closed-won intake) paused for the block. Their queue is empty, but a
-        local poller asks an empty queue again every ``IDLE_POLL_SECONDS`` per thread, on the one process that
-        also runs moto, every Lambda and the sandboxes: that alone made the posting flow a third slower here
-        (in AWS the mapping polls outside our Lambdas)."""
+        """The stack's other consumers (the closed-won intake) paused for the block. Their queue is empty, but
+        each local poller still long-polls it once a second, on the one process that also runs moto, every
+        Lambda and the sandboxes (in AWS the mapping polls outside our Lambdas)."""
         mine = set(map(id, self.pollers()))
         others = [p for p in self.stack.pollers if id(p) not in mine]
         for poller in others:

@@ -1,5 +1,5 @@
-"""Two speed-ups of moto's SQS for the local stack's month-end volumes (a queue holding 20,000 messages), and
-nothing else: same answers, less work per call.
+"""Speed-ups of moto for the local stack's month-end volumes (a queue holding 20,000 messages, thousands of
+DynamoDB calls a minute), and nothing else: same answers, less work per call.
 
 moto re-derives "now" through two naive ``datetime`` conversions each time it asks whether one message is
 visible or delayed, and ``ReceiveMessage`` first builds the list of *every* visible message before taking
@@ -11,7 +11,16 @@ serving the hub. Here:
    epoch milliseconds; with an argument it is moto's own);
 2. ``Queue.messages`` (visible, not delayed) is walked lazily, so a receive stops once it has its messages;
    ``ApproximateNumberOfMessages`` counts without building the list, and a long poll waits for the first
-   visible message as before.
+   visible message as before;
+3. the server's dispatcher finds the backend of a host once, not per request: for every request it lists
+   moto's package directory (``os.listdir`` and an ``isdir`` per entry, about 200) and tries its URL patterns,
+   all under one lock that every request of every thread waits on. The answer depends on the host alone, so
+   it is kept per host;
+4. and one fix: moto's SQS is not thread-safe. Two receives at once can hand one message to two pollers
+   (two consumers then race on one entry), fail iterating a set another thread changes, or both try to move
+   one message to the dead-letter queue. Each queue's receive, delete and visibility change run under the
+   queue's own lock: the condition moto's long poll waits on (waiting releases it, so a long poll does not
+   hold the others up) and a send notifies.
 
 Patched once, process-wide, only by ``LocalStack.start``; moto's minor version is pinned in the lock file and
 ``tests/integration/test_moto_speedups.py`` checks the queue semantics the hub relies on still hold.
@@ -19,6 +28,7 @@ Patched once, process-wide, only by ``LocalStack.start``; moto's minor version i
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +41,7 @@ _installed = False
 def install() -> None:
     global _installed
     from moto.core import utils as core_utils
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.sqs import models
 
     with _lock:
@@ -60,4 +71,25 @@ def install() -> None:
         models.Queue.approximate_number_of_messages = property(  # type: ignore[method-assign,assignment]
             approximate_number_of_messages
         )
+        find_backend = DomainDispatcherApplication.get_backend_for_host
+        backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self: Any, host: str | None) -> Any:  # called under the dispatcher's lock
+            if host not in backends:
+                backends[host] = find_backend(self, host)
+            return backends[host]
+
+        DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+        for name in ("receive_message", "delete_message", "change_message_visibility"):
+            setattr(models.SQSBackend, name, _under_queue_lock(getattr(models.SQSBackend, name)))
         _installed = True
+
+
+def _under_queue_lock(method: Any) -> Any:
+    @functools.wraps(method)
+    def locked(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        with self.get_queue(queue_name)._messages_lock:
+            return method(self, queue_name, *args, **kwargs)
+
+    return locked

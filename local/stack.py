@@ -148,8 +148,13 @@ class LocalStack:
         workdir: Path = BUILD,
         quiet: bool = True,
         progress: Any = None,
+        max_pollers: int = 4,
     ) -> None:
+        """``max_pollers``: at most this many concurrent batches per event source mapping (the template's
+        ``MaximumConcurrency`` below it is kept); the default spares a 2-core machine, the month-end drain
+        asks for the template's own."""
         self.sandboxes = sandboxes or Sandboxes.create()
+        self.max_pollers = max_pollers
         self.workdir = workdir
         self.quiet = quiet
         self._progress = progress or (lambda message: None)
@@ -372,6 +377,8 @@ class LocalStack:
                 {
                     "base_url": f"{self.sandboxes.url('kantata')}/api/v1",
                     "token": self.sandboxes.kantata.initial_tokens[0],
+                    "home_countries": {e["code"]: e["country"] for e in finance_config.ENTITIES},
+                    "account_time_zone": self.sandboxes.kantata.time_zone,
                 }
             ),
         )
@@ -491,7 +498,8 @@ class LocalStack:
                         queue_arn=queue_arn,
                         batch_size=int(props.get("BatchSize", 10)),
                         max_concurrency=min(
-                            4, int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))
+                            self.max_pollers,
+                            int((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2)),
                         ),
                         report_failures="ReportBatchItemFailures"
                         in (props.get("FunctionResponseTypes") or []),

@@ -19,7 +19,18 @@ from typing import Any
 from hub.observability import entry, logger, metrics
 from hub.settings import PostingConsumerSettings, load
 
-ACQUIRE_TIMEOUT_SECONDS = 20.0  # a consumer waits this long for a budget slot before it calls it throttled
+# A consumer waits this long for a budget slot before it calls its entries throttled (and sends them again,
+# ``THROTTLED_AGAIN_SECONDS`` later at the least). The posting queue's consumers outnumber the pool's slots
+# (``postingMaxConcurrency`` against ``erpPools``), so at month end a batch waits its turn: ten batches of
+# 100 on a pool of 5 at 100 ms a post take about 20 s to serve, and a shorter wait sends the last batches
+# back to the queue for tens of seconds while the pool stands idle. 60 s leaves a 180 s invocation the time
+# to post 100 entries one at a time and record them.
+ACQUIRE_TIMEOUT_SECONDS = 60.0
+THROTTLED_AGAIN_SECONDS = 5.0
+# Workers of every consumer waiting for a slot look at the pool at most this far apart (full jitter): dozens
+# of waiters at month end, so a freed slot is still found within tens of milliseconds, without each of them
+# reading the pool five times a second.
+WAIT_POLL_CAP_SECONDS = 1.0
 # Each message's fate -> the business metric it counts in (the operations dashboard graphs these).
 FATE_METRICS = {
     "posted": "EntriesPosted",
@@ -51,7 +62,14 @@ def _erp(system: str, secret_value: str, pool: str, limit: int, table_name: str)
     from hub.concurrency import ConcurrencyBudget
     from hub.connectors import factory
 
-    budget = ConcurrencyBudget(pool, limit, table_name, acquire_timeout=ACQUIRE_TIMEOUT_SECONDS)
+    budget = ConcurrencyBudget(
+        pool,
+        limit,
+        table_name,
+        acquire_timeout=ACQUIRE_TIMEOUT_SECONDS,
+        retry_after=THROTTLED_AGAIN_SECONDS,
+        backoff_cap=WAIT_POLL_CAP_SECONDS,
+    )
     return factory.erp_from_secret(system, json.loads(secret_value), budget=budget, workers=limit)
 
 
@@ -123,6 +141,9 @@ class _SecretPsa:
 
     def task_statuses(self, ids: Any) -> Any:
         return _psa(self._secret()).task_statuses(ids)
+
+    def time_entries_on_days(self, worker_days: Any) -> Any:
+        return _psa(self._secret()).time_entries_on_days(worker_days)
 
 
 @functools.cache

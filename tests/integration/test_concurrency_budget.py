@@ -138,6 +138,28 @@ def test_a_slot_is_leased_to_its_holder_then_cleared_on_release(ddb):
     assert tables.calls["update_item"] == 2 and tables.calls["query"] == 3  # + the two leases() looks
 
 
+def test_a_nested_slot_in_the_same_thread_reuses_the_held_one_and_another_thread_takes_its_own(ddb):
+    """A worker holding a slot for a run of posts: each post's own ``slot()`` (the HTTP client's hook) takes
+    nothing more; the slot is released once, when the outer block ends. Another thread is not the holder."""
+    tables = Tables()
+    pool = budget(tables, 2, fake=FakeTime())
+    with pool.slot() as outer:
+        for _ in range(3):
+            with pool.slot() as inner:
+                assert inner == outer
+        writes_while_held = tables.calls["update_item"]
+        elsewhere: list[Lease] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(pool.acquire()))
+        thread.start()
+        thread.join()
+        assert elsewhere[0].slot != outer.slot
+        pool.release(elsewhere[0])
+        assert "owner" in slot_item(outer.slot)  # the nested blocks did not give it back
+
+    assert writes_while_held == 1  # one acquire for the run
+    assert "owner" not in slot_item(outer.slot) and pool.leases() == []
+
+
 def test_a_full_budget_raises_throttled_with_a_retry_after_once_its_deadline_passes(ddb):
     tables = Tables()
     fake = FakeTime()

@@ -78,3 +78,77 @@ def test_a_message_received_max_receive_count_times_moves_to_the_dead_letter_que
 
     assert client.receive_message(QueueUrl=queue).get("Messages", []) == []
     assert [m["Body"] for m in client.receive_message(QueueUrl=dlq)["Messages"]] == ["poison"]
+
+
+def test_the_server_finds_each_hosts_backend_once_and_still_routes_every_service(aws_env, monkeypatch):
+    from moto import backends
+    from moto.server import ThreadedMotoServer
+
+    from local.stack import free_port
+
+    moto_speedups.install()
+    listed = []
+    real = backends.list_of_moto_modules
+    monkeypatch.setattr(backends, "list_of_moto_modules", lambda: listed.append(1) or real())
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+        sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for n in range(20):
+            dynamodb.put_item(TableName="t", Item={"pk": {"S": str(n)}})
+        queue = sqs.create_queue(QueueName="routed")["QueueUrl"]
+        sqs.send_message(QueueUrl=queue, MessageBody="hello")
+
+        assert dynamodb.scan(TableName="t")["Count"] == 20
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue)["Messages"]] == ["hello"]
+        assert len(listed) <= 2  # once per host (dynamodb, sqs), not once per request (24 of them)
+    finally:
+        server.stop()
+
+
+def test_pollers_receiving_at_once_never_get_the_same_message(sqs):
+    """Eight pollers on one queue, as the local stack runs them: every message goes to exactly one. (Threads
+    switch every 10 us here, not every 5 ms, so an unlocked receive shows its race within one run.)"""
+    import sys
+    import threading
+
+    client, queue, _ = sqs
+    for start in range(0, 400, 10):
+        client.send_message_batch(
+            QueueUrl=queue, Entries=[{"Id": str(n), "MessageBody": str(n)} for n in range(start, start + 10)]
+        )
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def poll():
+        poller = boto3.client("sqs", region_name=REGION)
+        while True:
+            messages = poller.receive_message(
+                QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=300
+            ).get("Messages", [])
+            if not messages:
+                return
+            with lock:
+                got.extend(m["Body"] for m in messages)
+
+    threads = [threading.Thread(target=poll) for _ in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+    assert len(got) == 400 and len(set(got)) == 400

@@ -179,6 +179,26 @@ def test_an_entry_announced_three_times_in_one_batch_parks_with_one_message_in_t
     assert world.status("time-entry", "TE-LONG3")["status"] == "PARKED"
 
 
+def test_a_workers_day_split_across_batches_is_checked_whole(world):
+    """Eight hours posted in one batch; five more the same day arrive in a later batch: the later one reads
+    the rest of the day from the PSA and is parked (13 h over the 12 h day); the posted one stays posted."""
+    morning = time_entry(psa_id="TE-AM", hours="8")
+    world.psa.put(morning)
+    world.send(morning)
+    world.consume()
+    evening = time_entry(psa_id="TE-PM", hours="5")
+    world.psa.put(evening)
+    world.send(evening)
+
+    world.consume()
+
+    assert list(world.erp.records) == [("TE-AM", 1)]
+    assert world.status("time-entry", "TE-PM")["status"] == "PARKED"
+    [(body, reason)] = world.parked()
+    assert body["psaId"] == "TE-PM" and "13" in reason and "12" in reason
+    assert world.psa.calls["time_entries_on_days"] == 2  # one read per batch
+
+
 def test_billable_time_on_a_project_put_on_hold_is_parked_naming_the_project(world):
     entry = time_entry(psa_id="TE-HOLD")
     world.psa.put(entry)

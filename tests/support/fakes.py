@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from hub.connectors.ports import CLOSED_PERIOD, LineItems, LineKind, PostingResult
@@ -217,6 +217,15 @@ class FakePsaTime(_Fake):
     def task_statuses(self, psa_task_ids: Sequence[str]) -> dict[str, TaskStatus]:
         self._enter("task_statuses")
         return {i: self.tasks[i] for i in psa_task_ids if i in self.tasks}
+
+    def time_entries_on_days(self, worker_days: Iterable[tuple[str, dt.date]]) -> list[TimeEntry]:
+        self._enter("time_entries_on_days")
+        wanted = set(worker_days)
+        return [
+            item
+            for (kind, _), item in sorted(self.entries.items())
+            if isinstance(item, TimeEntry) and (item.worker_id, item.work_date) in wanted
+        ]
 
 
 class FakePostingErp:

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from hub.connectors.business_central import BusinessCentralErp
 from hub.connectors.http import DEFAULT_TIMEOUT, ConcurrencyTransport, RetryPolicy
@@ -50,6 +51,7 @@ _Url = Field(min_length=1, pattern=r"^https?://")
 _Text = Field(min_length=1)
 _CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 _InternalId = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
+_CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
 class _Secret(BaseModel):
@@ -69,6 +71,18 @@ class SalesforceSecret(_Secret):
 class KantataSecret(_Secret):
     base_url: str = _Url
     token: str = _Text
+    # legal entity code -> ISO country: the supplier country of an expense whose notes name none
+    home_countries: dict[str, _CountryCode] | None = None
+    account_time_zone: str = Field(default="UTC", min_length=1)
+
+    @field_validator("account_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not an IANA time zone: {value}") from None
+        return value
 
 
 class NetSuiteSecret(_Secret):
@@ -164,9 +178,7 @@ def psa_from_secret(
     budget: ConcurrencyBudget | None = None,
 ) -> KantataPsa:
     parsed = _parse(KantataSecret, secret, "kantata")
-    return KantataPsa(
-        _client(client, transport, budget), token=parsed.token, base_url=parsed.base_url, retry=retry
-    )
+    return KantataPsa(_client(client, transport, budget), retry=retry, **parsed.model_dump())
 
 
 def erp_from_secret(
@@ -188,25 +200,9 @@ def erp_from_secret(
     """
     kind = str(secret.get("kind", "netsuite")) if isinstance(secret, Mapping) else "netsuite"
     http = _client(client, transport, budget)
-    if kind == "business-central":
+    if kind == "business-central":  # the secret's fields are the adapter's settings, by the same names
         bc = _parse(BusinessCentralSecret, secret, system_id)
-        return BusinessCentralErp(
-            http,
-            tenant_id=bc.tenant_id,
-            client_id=bc.client_id,
-            client_secret=bc.client_secret,
-            environment=bc.environment,
-            system=system_id,
-            base_url=bc.base_url,
-            token_url=bc.token_url,
-            retry=retry,
-            employee_numbers=bc.employee_numbers,
-            vendor_numbers=bc.vendor_numbers,
-            job_numbers=bc.job_numbers,
-            expense_accounts=bc.expense_accounts,
-            tax_codes=bc.tax_codes,
-            local_currency=bc.local_currency,
-        )
+        return BusinessCentralErp(http, system=system_id, retry=retry, **bc.model_dump())
     if kind != "netsuite":
         raise PermanentError(
             f"the {system_id} connection secret names an unknown ERP kind",
@@ -216,18 +212,9 @@ def erp_from_secret(
     parsed = _parse(NetSuiteSecret, secret, system_id)
     return NetSuiteErp(
         http,
-        account_id=parsed.account_id,
-        token_url=parsed.token_url,
-        client_id=parsed.client_id,
-        client_secret=parsed.client_secret,
         system=system_id,
-        base_url=parsed.base_url,
-        currency_ids=parsed.currency_ids,
         retry=retry,
-        expense_category_ids=parsed.expense_category_ids,
-        tax_code_ids=parsed.tax_code_ids,
-        service_item_id=parsed.service_item_id,
-        project_tasks=parsed.project_tasks,
         workers=workers,
         hold=budget.slot if budget is not None else None,
+        **parsed.model_dump(),
     )

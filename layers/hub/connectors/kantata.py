@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
@@ -359,6 +360,33 @@ class KantataPsa:
                 found[record["id"]] = entry
         missing = tuple(psa_id for psa_id in wanted if psa_id not in found and psa_id not in unmappable)
         return LineItems(found=found, missing=missing, unmappable=unmappable)
+
+    def time_entries_on_days(self, worker_days: Iterable[tuple[str, dt.date]]) -> list[TimeEntry]:
+        """Every time entry of these workers on these days, whatever its approval: one listing per day (of
+        that day's workers, ``PAGE_SIZE`` users a call), so a worker's day is checked whole however its
+        entries were batched. Entries that do not map are left out (they are parked when they come to post)."""
+        by_day: dict[dt.date, set[str]] = defaultdict(set)
+        for worker_id, day in worker_days:
+            by_day[day].add(str(worker_id))
+        projects: dict[str, str | None] = {}
+        found: dict[str, TimeEntry] = {}
+        for day, workers in sorted(by_day.items()):
+            users = sorted(workers)
+            for start in range(0, len(users), km.PAGE_SIZE):
+                params = {
+                    **km.worker_day_params(users[start : start + km.PAGE_SIZE], day),
+                    "per_page": km.PAGE_SIZE,
+                }
+                for answer in self._pages("/time_entries.json", partial(_on_page, params)):
+                    for record in km.records(answer, km.TIME.collection):
+                        entry = self._map(km.TIME, record, answer, projects, lambda _: None)
+                        if (
+                            isinstance(entry, TimeEntry)
+                            and entry.work_date == day
+                            and entry.worker_id in workers
+                        ):
+                            found[entry.psa_id] = entry
+        return list(found.values())
 
     def project_statuses(self, psa_project_ids: Sequence[str]) -> dict[str, ProjectStatus]:
         return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -22,6 +22,7 @@ from hub.model import (
     TimeEntry,
     WbsTask,
 )
+from hub.model.workforce import Assignment, Worker
 
 
 class CrmPort(Protocol):
@@ -148,6 +149,11 @@ class PsaTimePort(Protocol):
         queue messages, which are only pointers, just before it checks and posts them)."""
         ...
 
+    def time_entries_on_days(self, worker_days: Iterable[tuple[str, dt.date]]) -> list[TimeEntry]:
+        """Every time entry of these (worker, day) pairs, whatever its approval: the rest of each worker's
+        day, for the daily-hours rule, whichever batch its entries come in."""
+        ...
+
     def project_statuses(self, psa_project_ids: Sequence[str]) -> dict[str, ProjectStatus]:
         """Each project's status now, batched; a project the PSA does not return is absent."""
         ...
@@ -166,3 +172,51 @@ class ErpPostingPort(Protocol):
     def post_time_entries(self, items: Sequence[PostTime]) -> list[PostingResult]: ...
 
     def post_expense_lines(self, items: Sequence[PostExpense]) -> list[PostingResult]: ...
+
+
+# -- workforce and margin (issue 4) ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkerChanges:
+    """What the HCM says changed in a window: the workers as they are now (every effective-dated rate and
+    placement), and the ids of records that changed but cannot be canonical workers (with the reason), so
+    a sync parks them instead of skipping them silently."""
+
+    workers: tuple[Worker, ...] = ()
+    unmappable: dict[str, DataValidationError] = field(default_factory=dict)
+
+
+class HcmPort(Protocol):
+    def changed_workers(self, *, changed_since: dt.datetime, until: dt.datetime) -> WorkerChanges:
+        """Workers changed in ``[changed_since, until)`` (hires, leavers, transfers, rate changes), read with
+        the HCM's own change report; instants are aware, the adapter converts to the tenant's time zone."""
+        ...
+
+    def worker_ids(self) -> Iterator[str]:
+        """Every worker's HCM id, page by page (a full sync, and finding who left the HCM altogether)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ResourceResult:
+    hcm_id: str
+    psa_user_id: str | None = None
+    outcome: Literal["created", "updated", "unchanged", "deactivated"] = "unchanged"
+    error: HubError | None = field(default=None, compare=False)
+
+
+class PsaResourcePort(Protocol):
+    def upsert_resources(self, workers: Sequence[Worker], *, today: dt.date) -> list[ResourceResult]:
+        """Each worker into the resource pool, matched by its HCM id (the hub's external reference): created
+        if new, updated if changed, deactivated (never deleted) once past its last day; one result each, in
+        order, an error per worker rather than for the call."""
+        ...
+
+    def assignments_changed(
+        self, *, updated_after: dt.datetime, updated_before: dt.datetime
+    ) -> Iterator[str]:
+        """The PSA project ids whose assignments or allocations changed in the window."""
+        ...
+
+    def project_assignments(self, psa_project_id: str) -> list[Assignment]:
+        """Every current assignment of the project, with its hours allocated by day."""
+        ...

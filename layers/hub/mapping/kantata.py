@@ -456,6 +456,16 @@ def only_params(ids: list[str], *, approved_only: bool = True) -> dict[str, Any]
     return params
 
 
+def worker_day_params(user_ids: list[str], day: dt.date) -> dict[str, Any]:
+    """Every time entry of these users on ``day``, whatever its approval (a worker's day is checked whole)."""
+    return {
+        "with_user_ids": ",".join(user_ids),
+        "date_performed_between": f"{day.isoformat()}:{day.isoformat()}",
+        "include": LINE_INCLUDES,
+        "from_archived_workspaces": "true",
+    }
+
+
 def member_params() -> dict[str, Any]:
     return {"include": LINE_INCLUDES}
 

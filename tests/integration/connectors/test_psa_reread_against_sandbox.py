@@ -5,7 +5,9 @@ and tasks they book to, changed mid-run the way a person changes them in Kantata
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -61,6 +63,27 @@ def hub_project(kantata: KantataSandbox, opportunity: str = OPP) -> tuple[str, s
 
 def line_item_reads(kantata: KantataSandbox, collection: str = "time_entries") -> list:
     return [c for c in kantata.calls("GET", f"/{collection}") if "only" in c.query]
+
+
+# ------------------------------------------------------------------------------------------- worker-days
+
+
+def test_the_rest_of_a_workers_day_is_read_whatever_its_approval_and_nothing_else(kantata, psa):
+    workspace, story = hub_project(kantata)
+    ana, ben, cy = kantata.seed_users(3)
+    # one entry per user per weekday from Monday 5 Jan 2026, the users taking turns: two days each
+    entries = kantata.seed_time_entries(
+        workspace, 6, user_ids=[ana, ben, cy], story_id=story, start="2026-01-05", time_in_minutes=240
+    )
+    monday_ana, monday_ben, _, tuesday_ana, _, _ = entries
+    kantata.approve_time_entries([monday_ana])  # ben's Monday entry is not approved: it counts all the same
+
+    found = psa.time_entries_on_days([(ana, dt.date(2026, 1, 5)), (ben, dt.date(2026, 1, 5))])
+
+    assert sorted(e.psa_id for e in found) == sorted([monday_ana, monday_ben])
+    assert {e.hours for e in found} == {Decimal("4")} and tuesday_ana not in {e.psa_id for e in found}
+    day_reads = [c for c in kantata.calls("GET", "/time_entries") if "date_performed_between" in c.query]
+    assert len(day_reads) == 1 and day_reads[0].query["date_performed_between"] == "2026-01-05:2026-01-05"
 
 
 # ------------------------------------------------------------------------------------------- line items

@@ -52,12 +52,16 @@ def no_wait() -> RetryPolicy:
 
 @pytest.fixture
 def psa(kantata: KantataSandbox) -> KantataPsa:
-    """The adapter over the sandbox, with the home country of the legal entity (an expense's supplier country
-    when its notes name none: Kantata records none)."""
-    client = httpx.Client(transport=kantata.transport())
-    return KantataPsa(
-        client, token=TOKEN, base_url=KANTATA_URL, retry=no_wait(), home_countries={"US01": "US"}
-    )
+    """The adapter over the sandbox as the deployed functions build it, from the PSA secret: with the home
+    country of the legal entity (an expense's supplier country when its notes name none: Kantata records
+    none) and the account's time zone."""
+    secret = {
+        "base_url": KANTATA_URL,
+        "token": TOKEN,
+        "home_countries": {"US01": "US"},
+        "account_time_zone": kantata.time_zone,
+    }
+    return psa_from_secret(secret, transport=kantata.transport(), retry=no_wait())
 
 
 def hub_project(kantata: KantataSandbox, **settings) -> tuple[str, str]:

@@ -116,6 +116,8 @@ def test_given_a_netsuite_secret_with_currency_ids_when_upserting_then_the_curre
     [
         (crm_from_secret, {k: v for k, v in SALESFORCE.items() if k != "client_id"}, "client_id"),
         (psa_from_secret, {"base_url": "not a url", "token": "very-secret-value"}, "base_url"),
+        (psa_from_secret, {**KANTATA, "home_countries": {"UK01": "Britain"}}, "home_countries"),
+        (psa_from_secret, {**KANTATA, "account_time_zone": "Mars/Olympus"}, "account_time_zone"),
         (lambda s, **kw: erp_from_secret("netsuite-us", s, **kw), {**NETSUITE, "token_url": ""}, "token_url"),
         (
             lambda s, **kw: erp_from_secret("netsuite-us", s, **kw),

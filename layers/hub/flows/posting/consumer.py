@@ -3,8 +3,10 @@
 1. Every message is a :class:`~hub.flows.posting.messages.PostingRequest` (kind and PSA id). A body that is not
    one cannot be retried into shape: it is held in the dead-letter queue with its reason at once.
 2. The batch's entries are read again from the PSA, a few calls per batch (``line_items_by_id``), with the
-   status of the projects and tasks they book to (``project_statuses`` / ``task_statuses``). What posts is the
-   entry as it is now: an approval withdrawn since the message was sent posts nothing.
+   status of the projects and tasks they book to (``project_statuses`` / ``task_statuses``), and the rest of
+   each time entry's worker-day (``time_entries_on_days``: the daily-hours rule sees the whole day, however its
+   entries were batched). What posts is the entry as it is now: an approval withdrawn since the message was
+   sent posts nothing.
    An entry the PSA no longer has is rejected (nothing to post); one that does not map is parked.
 3. :func:`hub.flows.posting.service.post_batch` checks, claims and posts them, one ERP call per system.
 4. Each message's fate becomes what the queue does with it:
@@ -22,9 +24,10 @@ sent again later).
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -61,6 +64,8 @@ class PsaReader(Protocol):
     def project_statuses(self, psa_project_ids: Sequence[str]) -> dict[str, ProjectStatus]: ...
 
     def task_statuses(self, psa_task_ids: Sequence[str]) -> dict[str, TaskStatus]: ...
+
+    def time_entries_on_days(self, worker_days: Iterable[tuple[str, dt.date]]) -> list[TimeEntry]: ...
 
 
 class StatusBook(Protocol):
@@ -189,7 +194,9 @@ def _decide(
             fates[(kind, psa_id)] = Fate.PARKED
         items.extend(read.found.values())
     _prime_statuses(items, deps)
-    batch = post_batch(items, deps.posting)
+    days = sorted({(i.worker_id, i.work_date) for i in items if isinstance(i, TimeEntry)})
+    same_day = deps.psa.time_entries_on_days(days) if days else []
+    batch = post_batch(items, deps.posting, same_day=same_day)
     errors: dict[Key, HubError] = {}
     for item in items:
         kind = "time-entry" if isinstance(item, TimeEntry) else "expense"

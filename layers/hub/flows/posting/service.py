@@ -237,10 +237,14 @@ def _create_fields(item: Item) -> dict[str, Any]:
     }
 
 
-def post_batch(items: Sequence[Item], deps: PostingDeps) -> BatchOutcome:
+def post_batch(
+    items: Sequence[Item], deps: PostingDeps, *, same_day: Sequence[TimeEntry] = ()
+) -> BatchOutcome:
+    """``same_day``: the PSA's other time entries of the batch's worker-days (any approval), for the
+    daily-hours rule; the batch's own entries always count."""
     outcome = BatchOutcome()
     trail = _Trail(items, deps)
-    decide = _Decider(deps, deps.now(), [i for i in items if isinstance(i, TimeEntry)])
+    decide = _Decider(deps, deps.now(), [*same_day, *(i for i in items if isinstance(i, TimeEntry))])
     to_post: dict[str, list[tuple[Item, Any]]] = defaultdict(list)  # erp system -> (item, post request)
     adjusted: list[EventEnvelope] = []
     for item in items:
