@@ -36,8 +36,11 @@ Simulated vendor behaviour (numbers in brackets are the sources listed at the en
   `Worker_Type` ("Employee" | "Contingent Worker"), `Worker`, `Company`, `Company_ID`, `Cost_Center`,
   `Cost_Center_ID`, `Supervisory_Organization`, `Supervisory_Organization_ID`, `Manager_Employee_ID`,
   `Skills`, `Scheduled_Weekly_Hours`, `Working_Days`, `Location_Country`, `Location_Country_ISO_Code`,
-  `Hire_Date`, `Termination_Date`, `Last_Updated`, and `Cost_Rates_group`: a list of
-  `{"Amount","Currency","Effective_Date","End_Date"}` (the full effective-dated history).
+  `Hire_Date`, `Termination_Date`, `Last_Updated`, `Cost_Rates_group`: a list of
+  `{"Amount","Currency","Effective_Date","End_Date"}` (the full effective-dated history), and
+  `Organization_Assignments_group`: a list of `{"Effective_Date","Company_ID","Cost_Center_ID",
+  "Supervisory_Organization_ID","Location_Country_ISO_Code"}` (every organization assignment, past and
+  future-dated: a transfer entered today for next month is seen today, when its change is stamped).
   Rendering as RaaS JSON does: multi-instance single fields are one string joined by "; " (`Skills`,
   `Working_Days`) [11]; fields of a multi-instance related object are a `<alias>_group` list; numbers are
   strings ("150.00", "37.5"); dates `YYYY-MM-DD`; moments (`Last_Updated`) in the TENANT's time zone with
@@ -554,6 +557,16 @@ class WorkdaySandbox(Sandbox):
                 for rate in worker.cost_rates
             ]
             or None,
+            "Organization_Assignments_group": [
+                {
+                    "Effective_Date": assignment.effective.isoformat(),
+                    "Company_ID": assignment.company,
+                    "Cost_Center_ID": assignment.cost_centre,
+                    "Supervisory_Organization_ID": self._orgs[assignment.department].id,
+                    "Location_Country_ISO_Code": assignment.country,
+                }
+                for assignment in worker.assignments
+            ],
         }
         return _drop_empty(row) if self.empty_report_fields == "omit" else row
 

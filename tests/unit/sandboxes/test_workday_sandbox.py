@@ -364,6 +364,12 @@ def test_terminations_and_transfers_show_in_the_report_as_of_their_dates(workday
         "United Kingdom",
     )
     assert "Termination_Date" not in _row(_report(hcm, workday), untouched)
+    history = [
+        (a["Effective_Date"], a["Company_ID"], a["Cost_Center_ID"], a["Location_Country_ISO_Code"])
+        for a in today_view["Organization_Assignments_group"]
+    ]
+    assert history[-1] == ("2025-02-01", "PSHUB_UK", "CC300", "GB")  # the future-dated transfer, seen today
+    assert history[0][1:] == ("PSHUB_US", "CC100", "US")
 
 
 def test_the_report_row_carries_what_the_rest_worker_does_not(workday, hcm):
