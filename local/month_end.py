@@ -53,9 +53,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from hub.flows.posting.messages import correlation_id_for
-from hub.flows.posting.watermarks import WatermarkStore
 from hub.ledger import Ledger
 from hub.mapping import business_central as bm
+from hub.sweeps.watermarks import WatermarkStore
 from local import finance_config
 from local.pollers import QueuePoller
 from local.psa_seed import (

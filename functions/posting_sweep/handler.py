@@ -75,8 +75,8 @@ def default_deps() -> SweepDeps:
 
     from hub import aws
     from hub.flows.posting.messages import enqueue, held_requests
-    from hub.flows.posting.watermarks import WatermarkStore
     from hub.ledger import Ledger
+    from hub.sweeps.watermarks import WatermarkStore
 
     settings = load(PostingSweepSettings)
     sqs = aws.client("sqs")

@@ -59,6 +59,7 @@ from local.sandboxes.kantata_common import (
     _validation,
     _window,
 )
+from local.sandboxes.kantata_resources import ResourcesMixin
 from local.sandboxes.kantata_time import TimeExpenseMixin
 
 STORY_TYPES = ("task", "milestone", "deliverable", "issue")
@@ -143,7 +144,7 @@ PROJECT_STATUS_COLORS = {
 PROJECT_STATUS_KEYS = {"Not Started": "300"}
 
 
-class KantataSandbox(TimeExpenseMixin, Sandbox):
+class KantataSandbox(ResourcesMixin, TimeExpenseMixin, Sandbox):
     """One Kantata OX account.
 
     Args:

@@ -22,7 +22,7 @@ from hub.connectors.kantata import KantataPsa
 from hub.errors import PermanentError
 from hub.flows.posting.messages import correlation_id_for
 from hub.flows.posting.sweep_run import run_sweep
-from hub.flows.posting.watermarks import WatermarkStore
+from hub.sweeps.watermarks import WatermarkStore
 from local.sandboxes import KantataSandbox
 from local.sandboxes.base import Faults
 from tests.support.aws import REGION, drain, lambda_context

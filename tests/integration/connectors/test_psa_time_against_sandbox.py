@@ -18,8 +18,8 @@ import pytest
 from hub.connectors.factory import psa_from_secret
 from hub.connectors.http import RetryPolicy
 from hub.connectors.kantata import KantataPsa
-from hub.flows.posting.sweep import advance, sweep_window
 from hub.model import ApprovalStatus, ExpenseCategory, Money
+from hub.sweeps.windows import advance, sweep_window
 from local.sandboxes import KantataSandbox
 from tests.support.clock import Clock
 

@@ -1,7 +1,7 @@
 """One sweep run for one kind of entry: read a window of approved PSA changes, enqueue a pointer per entry, and
 move the watermark only once the whole window is read and enqueued.
 
-The rules of the window and of the watermark are in :mod:`hub.flows.posting.sweep`; this is the run around
+The rules of the window and of the watermark are in :mod:`hub.sweeps.windows`; this is the run around
 them:
 
 1. the watermark of ``kind`` (none yet: ``now - first_lookback``) gives the window (``sweep_window``);
@@ -30,8 +30,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from hub.errors import ThrottledError, TransientError
 from hub.flows.posting.messages import Kind, PostingRequest
-from hub.flows.posting.sweep import advance, sweep_window
 from hub.model import ExpenseLine, TimeEntry
+from hub.sweeps.windows import advance, sweep_window
 
 if TYPE_CHECKING:
     from hub.connectors.kantata import OnUnmappable, Unmappable
@@ -65,7 +65,7 @@ class SweepPsa(Protocol):
 
 
 class WatermarkPort(Protocol):
-    """Where the watermark of each kind is kept (``hub.flows.posting.watermarks.WatermarkStore``)."""
+    """Where the watermark of each kind is kept (``hub.sweeps.watermarks.WatermarkStore``)."""
 
     def get(self, kind: str) -> dt.datetime | None: ...
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.flows.posting.sweep import Window, advance, sweep_window
+from hub.sweeps.windows import Window, advance, sweep_window
 
 UTC = dt.UTC
 LA = ZoneInfo("America/Los_Angeles")
