@@ -46,7 +46,7 @@ FATE_METRICS = {
 
 @dataclass
 class Handlers:
-    consume: Callable[[list[tuple[str, str]]], Any]  # (message id, body) pairs -> ConsumeOutcome
+    consume: Callable[[list[tuple[str, str]]], Any]  # (message id, body) pairs -> BatchMessages
 
 
 @functools.lru_cache(maxsize=8)
@@ -186,7 +186,7 @@ def handler(event: dict[str, Any], context: Any, deps: Handlers | None = None) -
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-    from hub.flows.posting.consumer import Disposition
+    from hub.redelivery import Disposition
 
     deps = deps or default_deps()
     records = event.get("Records") or []

@@ -284,3 +284,55 @@ class FakePostingErp:
         if self.during_post:
             self.during_post()
         return [self._post((i.line.psa_id, i.line.version), i.decision) for i in items]
+
+
+class FakePsaResources:
+    """``PsaResourcePort`` in memory: the resource pool by HCM id (what the PSA holds of each worker), so an
+    unchanged worker comes back "unchanged". ``fail`` maps an HCM id to the error its result carries;
+    ``calls`` counts ``upsert_resources`` calls, ``upserted`` the workers they carried."""
+
+    def __init__(self) -> None:
+        self.pool: dict[str, dict[str, Any]] = {}
+        self.fail: dict[str, HubError] = {}
+        self.calls = 0
+        self.upserted: list[str] = []
+        self._ids = itertools.count(7001)
+
+    def upsert_resources(self, workers, *, today):
+        from hub.connectors.ports import ResourceResult
+
+        self.calls += 1
+        results = []
+        for worker in workers:
+            self.upserted.append(worker.hcm_id)
+            if worker.hcm_id in self.fail:
+                results.append(ResourceResult(worker.hcm_id, error=self.fail[worker.hcm_id]))
+                continue
+            rate = worker.rate_on(today)
+            placement = worker.placement_on(today)
+            held = {
+                "active": worker.active_on(today),
+                "rate": rate.hourly if rate else None,
+                "entity": placement.legal_entity_code if placement else None,
+                "skills": worker.skills,
+            }
+            known = self.pool.get(worker.hcm_id)
+            if known is None and not held["active"]:
+                results.append(ResourceResult(worker.hcm_id, outcome="unchanged"))
+                continue
+            if known is None:
+                self.pool[worker.hcm_id] = {**held, "id": str(next(self._ids))}
+                outcome = "created"
+            elif {k: v for k, v in known.items() if k != "id"} == held:
+                outcome = "unchanged"
+            else:
+                outcome = "updated" if held["active"] else "deactivated"
+                known.update(held)
+            results.append(ResourceResult(worker.hcm_id, self.pool[worker.hcm_id]["id"], outcome))
+        return results
+
+    def assignments_changed(self, *, updated_after, updated_before):
+        return iter(())
+
+    def project_assignments(self, psa_project_id):
+        return []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from hub import aws
 
@@ -42,6 +42,22 @@ def _text(name: str, moment: dt.datetime) -> str:
 def _parse(value: str) -> dt.datetime:
     moment = dt.datetime.fromisoformat(value)
     return _utc("the stored watermark", moment)
+
+
+class WatermarkPort(Protocol):
+    """Where a sweep keeps its watermark per kind (:class:`WatermarkStore`; a fake in tests)."""
+
+    def get(self, kind: str) -> dt.datetime | None: ...
+
+    def save(
+        self,
+        kind: str,
+        new: dt.datetime,
+        *,
+        expected: dt.datetime | None,
+        window: tuple[dt.datetime, dt.datetime] | None = None,
+        counts: Mapping[str, int] | None = None,
+    ) -> bool: ...
 
 
 class WatermarkStore:

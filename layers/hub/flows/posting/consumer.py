@@ -29,7 +29,6 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -53,9 +52,7 @@ from hub.flows.posting.service import (
     reject_missing,
 )
 from hub.model import ProjectStatus, TaskStatus, TimeEntry
-
-MAX_DELAY_SECONDS = 900  # SQS's longest message delay
-BASE_DELAY_SECONDS = 20
+from hub.redelivery import BatchMessages, Disposition, MessageOutcome, redelivery_delay
 
 
 class PsaReader(Protocol):
@@ -86,36 +83,9 @@ class ConsumerDeps:
     jitter: Callable[[], float] = field(default=random.random)
 
 
-class Disposition(StrEnum):
-    DONE = "done"
-    HELD_IN_DLQ = "held-in-dlq"
-    RESENT = "resent"
-    RETRY = "retry"
-
-
-@dataclass
-class MessageOutcome:
-    message_id: str
-    disposition: Disposition
-    fate: str  # a Fate value, or "malformed"
-    reason: str | None = None
-
-
-@dataclass
-class ConsumeOutcome:
-    messages: list[MessageOutcome] = field(default_factory=list)
-
-    @property
-    def failed_ids(self) -> list[str]:
-        return [m.message_id for m in self.messages if m.disposition == Disposition.RETRY]
-
-    def count(self, fate: str) -> int:
-        return sum(1 for m in self.messages if m.fate == fate)
-
-
-def consume(messages: Sequence[tuple[str, str]], deps: ConsumerDeps) -> ConsumeOutcome:
+def consume(messages: Sequence[tuple[str, str]], deps: ConsumerDeps) -> BatchMessages:
     """``messages``: (message id, body) pairs of one batch."""
-    outcome = ConsumeOutcome()
+    outcome = BatchMessages()
     requests: list[tuple[str, str, PostingRequest]] = []
     for message_id, body in messages:
         try:
@@ -159,17 +129,10 @@ def consume(messages: Sequence[tuple[str, str]], deps: ConsumerDeps) -> ConsumeO
 
 def _retry(message_id: str, request: PostingRequest, error: HubError, deps: ConsumerDeps) -> MessageOutcome:
     if isinstance(error, ThrottledError):
-        delay = _delay(request.throttled, error.retry_after, deps.jitter())
+        delay = redelivery_delay(request.throttled, error.retry_after, deps.jitter())
         deps.resend(request.model_copy(update={"throttled": request.throttled + 1}), delay)
         return MessageOutcome(message_id, Disposition.RESENT, Fate.RETRY, reason=error.message)
     return MessageOutcome(message_id, Disposition.RETRY, Fate.RETRY, reason=error.message)
-
-
-def _delay(times_throttled: int, retry_after: float | None, jitter: float) -> int:
-    """Exponential from 20 s with full jitter, at least the system's Retry-After, at most 15 minutes."""
-    ceiling = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2 ** min(times_throttled, 6))
-    delay = max(float(retry_after or 0), ceiling * jitter)
-    return int(min(MAX_DELAY_SECONDS, max(1, round(delay))))
 
 
 Key = tuple[str, str]

@@ -31,6 +31,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from hub.errors import ThrottledError, TransientError
 from hub.flows.posting.messages import Kind, PostingRequest
 from hub.model import ExpenseLine, TimeEntry
+from hub.sweeps.watermarks import WatermarkPort
 from hub.sweeps.windows import advance, sweep_window
 
 if TYPE_CHECKING:
@@ -62,22 +63,6 @@ class SweepPsa(Protocol):
         updated_before: dt.datetime,
         on_unmappable: OnUnmappable | None = None,
     ) -> Iterator[ExpenseLine]: ...
-
-
-class WatermarkPort(Protocol):
-    """Where the watermark of each kind is kept (``hub.sweeps.watermarks.WatermarkStore``)."""
-
-    def get(self, kind: str) -> dt.datetime | None: ...
-
-    def save(
-        self,
-        kind: str,
-        new: dt.datetime,
-        *,
-        expected: dt.datetime | None,
-        window: tuple[dt.datetime, dt.datetime] | None = None,
-        counts: dict[str, int] | None = None,
-    ) -> bool: ...
 
 
 Enqueue = Callable[[list[PostingRequest]], object]

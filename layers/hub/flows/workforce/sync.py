@@ -1,0 +1,152 @@
+"""The scheduled worker sync: one run reads the HCM's worker changes for a window and queues them.
+
+Each run (hourly by default, EventBridge):
+1. reads the watermark (``SWEEP#workers`` in the ledger table); the first run starts ``first_lookback``
+   before now;
+2. reads ``[watermark - overlap, min(now, watermark + max_span))`` from the HCM's change report
+   (:func:`hub.sweeps.windows.sweep_window`: a change made while a run reads is stamped inside the next
+   window or its overlap, so the watermark never skips it);
+3. sends each changed worker, whole (every effective-dated rate and placement), to the worker queue in
+   batches of ten; the consumer upserts them into the PSA within its rate limit, one failing worker never
+   blocking the rest. A worker the HCM has but that cannot be a canonical worker is recorded PARKED in the
+   ledger with every column at fault (correcting it in the HCM re-stamps it, and the next run reads it);
+4. moves the watermark to the window's end only once the whole window is queued, with a compare-and-set:
+   of two overlapping runs one advances, and the other's messages are harmless (the consumer is
+   idempotent per worker and change).
+A run that is behind catches up window after window until it reaches now or its time runs short.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from hub.connectors.ports import HcmPort
+from hub.errors import DataValidationError, ThrottledError, TransientError
+from hub.model.workforce import Worker
+from hub.sweeps.watermarks import WatermarkPort
+from hub.sweeps.windows import advance, sweep_window
+
+KIND = "workers"  # the watermark's kind in the ledger table (SWEEP#workers)
+MIN_REMAINING_SECONDS = 20.0
+
+
+Source = Literal["schedule", "full-sync", "redrive"]
+
+
+class WorkerMessage(BaseModel):
+    """One worker on the worker queue: the canonical worker as the HCM has it at ``worker.changed_at``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    worker: Worker
+    source: Source = "schedule"
+
+    @property
+    def correlation_id(self) -> str:
+        return correlation_id_for(self.worker.hcm_id)
+
+
+def correlation_id_for(hcm_id: str) -> str:
+    return f"worker:{hcm_id}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyncWindow(_Model):
+    changed_since: AwareDatetime
+    until: AwareDatetime
+
+
+class SyncRun(_Model):
+    """One window: what was read, queued and parked, and where the watermark went (None: it did not move,
+    ``reason`` says why)."""
+
+    window: SyncWindow
+    read: int
+    enqueued: int
+    unmappable: int
+    advanced_to: AwareDatetime | None
+    reason: str | None = None
+
+
+Enqueue = Callable[[Sequence[WorkerMessage]], object]
+Park = Callable[[str, DataValidationError], object]
+
+
+def run_worker_sync(
+    *,
+    hcm: HcmPort,
+    store: WatermarkPort,
+    enqueue: Enqueue,
+    park: Park,
+    now: Callable[[], dt.datetime],
+    overlap: dt.timedelta,
+    max_span: dt.timedelta,
+    first_lookback: dt.timedelta,
+    remaining: Callable[[], float],
+) -> list[SyncRun]:
+    """Read and queue window after window until caught up with now (or out of time, or stopped by the HCM);
+    one :class:`SyncRun` per window read."""
+    runs: list[SyncRun] = []
+    while remaining() >= MIN_REMAINING_SECONDS:
+        moment = now()
+        run = _one_window(hcm, store, enqueue, park, moment, overlap, max_span, first_lookback)
+        runs.append(run)
+        behind = run.window.until < moment.replace(microsecond=0)  # the window stopped at max_span
+        if run.advanced_to is None or not behind:
+            break
+    return runs
+
+
+def _one_window(
+    hcm: HcmPort,
+    store: WatermarkPort,
+    enqueue: Enqueue,
+    park: Park,
+    now: dt.datetime,
+    overlap: dt.timedelta,
+    max_span: dt.timedelta,
+    first_lookback: dt.timedelta,
+) -> SyncRun:
+    stored = store.get(KIND)
+    watermark = stored if stored is not None else now - first_lookback
+    window = sweep_window(watermark, now, overlap, max_span)
+    sync_window = SyncWindow(changed_since=window.updated_after, until=window.updated_before)
+    try:
+        changes = hcm.changed_workers(changed_since=window.updated_after, until=window.updated_before)
+    except (ThrottledError, TransientError) as failed:
+        reason = "hcm-throttled" if isinstance(failed, ThrottledError) else "hcm-unavailable"
+        return SyncRun(window=sync_window, read=0, enqueued=0, unmappable=0, advanced_to=None, reason=reason)
+    messages = [WorkerMessage(worker=w) for w in changes.workers]
+    for hcm_id, problem in changes.unmappable.items():
+        park(hcm_id, problem)
+    try:
+        if messages:
+            enqueue(messages)
+    except TransientError:
+        return SyncRun(
+            window=sync_window,
+            read=len(messages) + len(changes.unmappable),
+            enqueued=0,
+            unmappable=len(changes.unmappable),
+            advanced_to=None,
+            reason="enqueue-failed",
+        )
+    counts = {"read": len(messages) + len(changes.unmappable), "enqueued": len(messages)}
+    counts["unmappable"] = len(changes.unmappable)
+    new = advance(watermark, window, ())
+    moved = store.save(KIND, new, expected=stored, window=window, counts=counts)
+    return SyncRun(
+        window=sync_window,
+        read=counts["read"],
+        enqueued=len(messages),
+        unmappable=len(changes.unmappable),
+        advanced_to=new if moved else None,
+        reason=None if moved else "watermark-moved",
+    )

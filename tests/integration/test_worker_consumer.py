@@ -1,0 +1,144 @@
+"""The worker queue's consumer against moto (ledger, bus) with a hand-written PSA resource pool: what each
+message becomes, and that every message in is applied, unchanged, a duplicate, parked, retried or malformed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from hub.errors import DataValidationError, ThrottledError
+from hub.events import EventPublisher
+from hub.flows.workforce.consumer import Disposition, Fate, WorkerConsumerDeps, consume_workers
+from hub.flows.workforce.sync import WorkerMessage
+from hub.ledger import Ledger
+from tests.support.fakes import FakePsaResources
+from tests.support.workforce_builders import rate, worker
+
+TODAY = dt.date(2026, 11, 20)
+CHANGED = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+
+
+def changed(hcm_id: str, minutes: int = 0, **overrides):
+    return worker(hcm_id=hcm_id, changed_at=CHANGED + dt.timedelta(minutes=minutes), **overrides)
+
+
+class World:
+    def __init__(self, hub):
+        self.hub = hub
+        self.psa = FakePsaResources()
+        self.held: list[tuple[str, str, str | None]] = []
+        self.resent: list[tuple[WorkerMessage, int, int]] = []
+        self.ledger = Ledger(hub.ledger_table)
+        self.deps = WorkerConsumerDeps(
+            ledger=self.ledger,
+            psa=self.psa,
+            events=EventPublisher(hub.bus_name),
+            hold=lambda body, reason, cid: self.held.append((body, reason, cid)),
+            resend=lambda message, delay, times: self.resent.append((message, delay, times)),
+            today=lambda: TODAY,
+            jitter=lambda: 0.5,
+        )
+        self._n = 0
+
+    def consume(self, *bodies):
+        messages = []
+        for body in bodies:
+            self._n += 1
+            text = body if isinstance(body, str) else WorkerMessage(worker=body).model_dump_json()
+            messages.append((f"m-{self._n}", text, 0))
+        return consume_workers(messages, self.deps)
+
+
+@pytest.fixture
+def world(hub):
+    return World(hub)
+
+
+def test_new_workers_are_created_once_with_a_worker_updated_event_that_carries_no_name(world, hub):
+    outcome = world.consume(changed("E1"), changed("E2"))
+
+    assert outcome.count(Fate.APPLIED) == 2 and outcome.failed_ids == []
+    assert world.ledger.header("worker:E1")["status"] == "COMPLETED"
+    events = hub.events("WorkerUpdated")
+    assert sorted(e["data"]["hcmId"] for e in events) == ["E1", "E2"]
+    assert {e["data"]["change"] for e in events} == {"created"}
+    assert "Consultant" not in json.dumps(events)  # the display name never leaves the HCM and the PSA
+
+
+def test_the_same_change_again_and_an_older_change_after_a_newer_one_change_nothing(world, hub):
+    world.consume(changed("E1", 10))
+    again = world.consume(changed("E1", 10))  # a redelivery, the next run's overlap
+    older = world.consume(changed("E1", 5, skills=("old",)))  # a DLQ redrive of an earlier change
+
+    assert again.count(Fate.DUPLICATE) == 1 and older.count(Fate.DUPLICATE) == 1
+    assert world.psa.upserted == ["E1"] and len(hub.events("WorkerUpdated")) == 1
+
+
+def test_two_changes_of_one_worker_in_a_batch_apply_the_latest(world):
+    outcome = world.consume(changed("E1", 5, skills=("first",)), changed("E1", 9, skills=("latest",)))
+
+    assert outcome.count(Fate.DUPLICATE) == 1 and outcome.count(Fate.APPLIED) == 1
+    assert world.psa.pool["E1"]["skills"] == ("latest",)
+
+
+def test_a_rate_change_updates_the_worker_and_an_unchanged_worker_publishes_nothing(world, hub):
+    world.consume(changed("E1", 0))
+    same = world.consume(changed("E1", 1))  # re-stamped in the HCM, nothing the PSA holds changed
+    new_rate = world.consume(
+        changed(
+            "E1",
+            2,
+            cost_rates=(rate("80", end=dt.date(2026, 11, 15)), rate("95", start=dt.date(2026, 11, 16))),
+        )
+    )
+
+    assert same.count(Fate.UNCHANGED) == 1 and new_rate.messages[0].reason == "updated"
+    assert [e["data"]["change"] for e in hub.events("WorkerUpdated")] == ["created", "updated"]
+    assert hub.events("WorkerUpdated")[-1]["data"]["costRate"] == {"amount": "95", "currency": "USD"}
+
+
+def test_a_leaver_past_the_last_day_is_deactivated(world):
+    world.consume(changed("E1"))
+    outcome = world.consume(changed("E1", 1, end_date=dt.date(2026, 11, 19)))
+
+    assert outcome.messages[0].reason == "deactivated" and world.psa.pool["E1"]["active"] is False
+
+
+def test_one_worker_the_psa_refuses_is_parked_alone_and_the_rest_apply(world):
+    world.psa.fail["E2"] = DataValidationError("skill 'x' unknown", system="kantata")
+
+    outcome = world.consume(changed("E1"), changed("E2"), changed("E3"))
+
+    assert outcome.count(Fate.APPLIED) == 2 and outcome.count(Fate.PARKED) == 1
+    [(body, reason, cid)] = world.held
+    assert cid == "worker:E2" and "skill 'x' unknown" in reason
+    assert json.loads(body)["worker"]["hcm_id"] == "E2"  # redrivable as it is
+    assert world.ledger.header("worker:E2")["status"] == "PARKED"
+
+
+def test_throttling_sends_the_worker_again_later_and_never_to_the_dlq(world):
+    world.psa.fail["E1"] = ThrottledError("429", retry_after=30, system="kantata")
+
+    outcome = world.consume(changed("E1"))
+
+    assert outcome.messages[0].disposition is Disposition.RESENT and world.held == []
+    [(message, delay, times)] = world.resent
+    assert message.worker.hcm_id == "E1" and delay >= 30 and times == 1
+    assert "claim_owner" not in world.ledger.header("worker:E1")  # given back for the next delivery
+
+
+def test_every_message_in_is_applied_unchanged_duplicate_parked_retried_or_malformed(world):
+    world.consume(changed("E4"))
+    world.psa.fail["E2"] = DataValidationError("bad", system="kantata")
+    world.psa.fail["E3"] = ThrottledError("429", system="kantata")
+    bodies = [changed("E1"), changed("E2"), changed("E3"), changed("E4"), changed("E1"), '{"worker": 1}']
+
+    outcome = world.consume(*bodies)
+
+    fates = [m.fate for m in outcome.messages]
+    assert len(fates) == len(bodies)
+    assert sorted(fates) == sorted(
+        [Fate.APPLIED, Fate.PARKED, Fate.RETRY, Fate.DUPLICATE, Fate.DUPLICATE, Fate.MALFORMED]
+    )

@@ -1,0 +1,148 @@
+"""The worker sync's run against the Workday sandbox (through the real adapter) and its watermark in moto:
+windows, catching up, a change made during a run, unmappable workers, an HCM outage."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from hub.connectors.http import RetryPolicy
+from hub.connectors.workday import WorkdayHcm
+from hub.flows.workforce.sync import KIND, run_worker_sync
+from hub.sweeps.watermarks import WatermarkStore
+from local.sandboxes import Faults, WorkdaySandbox
+from tests.support.clock import Clock
+
+T0 = dt.datetime(2026, 11, 2, 17, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+OVERLAP = dt.timedelta(minutes=10)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def workday(clock) -> WorkdaySandbox:
+    return WorkdaySandbox(clock=clock)
+
+
+def adapter(workday: WorkdaySandbox, entities=None) -> WorkdayHcm:
+    return WorkdayHcm(
+        httpx.Client(transport=workday.transport()),
+        base_url=workday.base_url,
+        tenant=workday.tenant,
+        client_id=workday.client_id,
+        client_secret=workday.client_secret,
+        refresh_token="pshub-isu-refresh-token",
+        report_owner="ISU_PSHub",
+        legal_entities=entities or {"PSHUB_US": "US01", "PSHUB_UK": "UK01"},
+        retry=RetryPolicy(max_attempts=1, sleep=lambda s: None),
+    )
+
+
+class Run:
+    def __init__(self, hub, workday, clock, hcm=None):
+        self.store = WatermarkStore(hub.ledger_table)
+        self.hcm = hcm or adapter(workday)
+        self.clock = clock
+        self.queued: list = []
+        self.parked: dict = {}
+
+    def __call__(self, max_span=dt.timedelta(days=1)):
+        return run_worker_sync(
+            hcm=self.hcm,
+            store=self.store,
+            enqueue=self.queued.extend,
+            park=self.parked.__setitem__,
+            now=self.clock,
+            overlap=OVERLAP,
+            max_span=max_span,
+            first_lookback=2 * HOUR,
+            remaining=lambda: 900.0,
+        )
+
+    def ids(self):
+        return sorted(m.worker.hcm_id for m in self.queued)
+
+
+def test_the_first_run_queues_the_workers_changed_in_its_lookback_and_moves_the_watermark_to_now(
+    hub, workday, clock
+):
+    clock.now = T0 - 3 * HOUR
+    workday.seed_workers(2)  # before the lookback: the initial load owns them
+    clock.now = T0 - HOUR
+    recent = workday.seed_workers(3)
+    clock.now = T0
+    run = Run(hub, workday, clock)
+
+    [result] = run()
+
+    assert run.ids() == sorted(recent) and result.enqueued == 3
+    assert result.advanced_to == T0 and run.store.get(KIND) == T0
+
+
+def test_a_change_made_while_a_run_reads_is_read_by_the_next_run_not_skipped(hub, workday, clock):
+    [ana, ben] = workday.seed_workers(2)
+    clock.now = T0 + HOUR
+    first_hcm = adapter(workday)
+
+    class ChangesWhileReading:
+        def changed_workers(self, *, changed_since, until):
+            answer = first_hcm.changed_workers(changed_since=changed_since, until=until)
+            workday.change_cost_rate(ben, "140", "USD", "2026-12-01")  # stamped now: the window's end
+            return answer
+
+        def worker_ids(self):
+            return first_hcm.worker_ids()
+
+    first = Run(hub, workday, clock, hcm=ChangesWhileReading())
+    first()
+    clock.now = T0 + 2 * HOUR
+    second = Run(hub, workday, clock)
+
+    second()
+
+    assert ben in second.ids()
+    [latest] = [m.worker for m in second.queued if m.worker.hcm_id == ben]
+    assert latest.rate_on(dt.date(2026, 12, 1)).hourly.amount == 140
+    assert ana not in second.ids()  # changed before the overlap: not read again
+
+
+def test_a_run_far_behind_catches_up_window_after_window(hub, workday, clock):
+    run = Run(hub, workday, clock)
+    run()
+    clock.now = T0 + 30 * HOUR
+
+    results = run(max_span=dt.timedelta(hours=12))
+
+    assert len(results) == 3 and results[-1].advanced_to == clock.now
+    assert [r.window.until for r in results][:2] == [T0 + 12 * HOUR, T0 + 24 * HOUR]
+
+
+def test_a_worker_that_cannot_be_mapped_is_parked_with_its_reason_and_the_rest_are_queued(
+    hub, workday, clock
+):
+    clock.now = T0 - HOUR
+    us, uk = workday.seed_workers(2, legal_entities=("PSHUB_US", "PSHUB_UK"))
+    clock.now = T0
+    run = Run(hub, workday, clock, hcm=adapter(workday, entities={"PSHUB_US": "US01"}))
+
+    [result] = run()
+
+    assert run.ids() == [us] and list(run.parked) == [uk] and result.unmappable == 1
+    assert "PSHUB_UK" in run.parked[uk].problems[0]["problem"]
+    assert result.advanced_to == T0  # fixing it in Workday re-stamps it: the next run reads it
+
+
+def test_an_hcm_outage_leaves_the_watermark_where_it_was(hub, clock):
+    workday = WorkdaySandbox(clock=clock, faults=Faults(error_rate=1.0, seed=2))
+    run = Run(hub, workday, clock)
+
+    [result] = run()
+
+    assert result.advanced_to is None and result.reason == "hcm-unavailable"
+    assert run.store.get(KIND) is None and run.queued == []
