@@ -17,6 +17,7 @@ DEFAULT_CRM_ORG_ID = "00D000000000001AAA"
 DEFAULT_ERP_POOL_LIMIT = 5  # NetSuite's base tier; Business Central runs 5 requests at once per user
 DEFAULT_POSTING_MAX_CONCURRENCY = 10
 DEFAULT_SWEEP_MINUTES = 15
+DEFAULT_WORKER_SYNC_MINUTES = 60  # new hires, leavers, transfers and rate changes in the PSA within the hour
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 _SYSTEM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -53,6 +54,7 @@ class HubConfig:
     erp_pools: Mapping[str, ErpPool] | None = None
     posting_max_concurrency: int = DEFAULT_POSTING_MAX_CONCURRENCY
     sweep_minutes: int = DEFAULT_SWEEP_MINUTES
+    worker_sync_minutes: int = DEFAULT_WORKER_SYNC_MINUTES
 
     def pool_of(self, system: str) -> ErpPool:
         return (self.erp_pools or {}).get(system) or ErpPool(pool=system, limit=DEFAULT_ERP_POOL_LIMIT)
@@ -86,6 +88,8 @@ class HubConfig:
             raise ConfigError(f"postingMaxConcurrency {self.posting_max_concurrency}: give 2..1000")
         if not 1 <= self.sweep_minutes <= 1440:
             raise ConfigError(f"sweepMinutes {self.sweep_minutes}: give 1..1440")
+        if not 1 <= self.worker_sync_minutes <= 1440:
+            raise ConfigError(f"workerSyncMinutes {self.worker_sync_minutes}: give 1..1440")
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> HubConfig:
@@ -104,8 +108,11 @@ class HubConfig:
             }
             concurrency = int(context.get("postingMaxConcurrency", DEFAULT_POSTING_MAX_CONCURRENCY))
             sweep_minutes = int(context.get("sweepMinutes", DEFAULT_SWEEP_MINUTES))
+            worker_sync_minutes = int(context.get("workerSyncMinutes", DEFAULT_WORKER_SYNC_MINUTES))
         except (KeyError, TypeError, ValueError) as error:
-            raise ConfigError(f"erpPools, postingMaxConcurrency or sweepMinutes: {error}") from error
+            raise ConfigError(
+                f"erpPools, postingMaxConcurrency, sweepMinutes or workerSyncMinutes: {error}"
+            ) from error
         return cls(
             stack_name=str(context.get("stackName", DEFAULT_STACK_NAME)),
             erp_systems=tuple(str(s).strip() for s in systems),
@@ -113,6 +120,7 @@ class HubConfig:
             erp_pools=erp_pools,
             posting_max_concurrency=concurrency,
             sweep_minutes=sweep_minutes,
+            worker_sync_minutes=worker_sync_minutes,
         )
 
 

@@ -108,6 +108,18 @@ FUNCTION_IMPACTS: dict[str, FunctionImpact] = {
         "later); an entry that keeps failing is held in the posting dead-letter queue",
         recovery=f"then redrive the posting dead-letter queue with {REDRIVE} --queue posting",
     ),
+    "worker_sync": FunctionImpact(
+        work="The hourly sync of new hires, leavers, transfers and cost-rate changes from Workday",
+        affected="delivery managers: the PSA's resource pool and cost rates lag behind the HCM; the sync's "
+        "watermark stays put, so no change is skipped",
+        recovery="the next scheduled run reads the whole missed window again",
+    ),
+    "worker_consumer": FunctionImpact(
+        work="Applying worker changes to the PSA's resource pool",
+        affected="delivery managers: changes wait in the worker queue (retried; throttled ones are sent "
+        "again later); a worker that keeps failing is held in the worker dead-letter queue",
+        recovery="then redrive the worker dead-letter queue from the SQS console",
+    ),
 }
 
 

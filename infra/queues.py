@@ -67,6 +67,7 @@ class Queues(Construct):
         prefix: str,
         intake_consumer_timeout: Duration,
         posting_consumer_timeout: Duration,
+        worker_consumer_timeout: Duration,
     ):
         super().__init__(scope, construct_id)
         # Opportunity intake: written by the CRM webhook, read by the project-initiation starter. Its DLQ is
@@ -79,4 +80,10 @@ class Queues(Construct):
         # and whatever kept failing for a reason other than throttling; ops redrive it from the console.
         self.posting = RedrivableQueue(
             self, "Posting", queue_name=f"{prefix}-posting", consumer_timeout=posting_consumer_timeout
+        )
+        # Worker changes: written by the scheduled worker sync (whole canonical workers, one per message), read
+        # by the worker consumer that applies them to the PSA's resource pool. Its DLQ holds parked workers
+        # with their reason; ops redrive them from the console once the PSA side is fixed.
+        self.workers = RedrivableQueue(
+            self, "Workers", queue_name=f"{prefix}-workers", consumer_timeout=worker_consumer_timeout
         )

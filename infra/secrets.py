@@ -50,6 +50,13 @@ class HubSecrets(Construct):
         self.psa = self._secret(
             "Psa", f"{prefix}/psa/kantata", "Kantata OX connection (bearer token)", CONNECTION_PLACEHOLDER
         )
+        self.hcm = self._secret(
+            "Hcm",
+            f"{prefix}/hcm/workday",
+            "Workday connection (API client for integrations: client id and secret, the integration user's "
+            "refresh token, the worker-changes report's owner, company -> legal entity map)",
+            CONNECTION_PLACEHOLDER,
+        )
         self.erp = {
             system: self._secret(
                 f"Erp-{system}",
@@ -62,7 +69,7 @@ class HubSecrets(Construct):
         acknowledge(
             self,
             "AwsSolutions-SMG4",
-            "Third-party credentials (CRM, PSA, ERP, webhook signing secrets) are issued and rotated in "
+            "Third-party credentials (CRM, PSA, HCM, ERP, webhook signing secrets) are issued and rotated in "
             "the vendors' consoles; Secrets Manager cannot rotate them. Ops update the value in place.",
         )
 

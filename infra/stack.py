@@ -32,6 +32,14 @@ SWEEP_TIMEOUT = Duration.seconds(300)
 SWEEP_OVERLAP = Duration.minutes(15)
 SWEEP_MAX_SPAN = Duration.hours(6)
 SWEEP_FIRST_LOOKBACK = Duration.days(7)
+WORKER_SYNC_TIMEOUT = Duration.seconds(300)
+WORKER_CONSUMER_TIMEOUT = Duration.seconds(120)
+WORKER_SYNC_OVERLAP = Duration.minutes(15)
+WORKER_SYNC_MAX_SPAN = Duration.hours(24)
+WORKER_SYNC_FIRST_LOOKBACK = Duration.hours(2)
+WORKER_BATCH_SIZE = 50  # one Kantata invitation call takes 50
+WORKER_BATCHING_WINDOW = Duration.seconds(5)
+WORKER_MAX_CONCURRENCY = 2
 
 
 class HubStack(Stack):
@@ -55,6 +63,7 @@ class HubStack(Stack):
             prefix=prefix,
             intake_consumer_timeout=STARTER_TIMEOUT,
             posting_consumer_timeout=POSTING_TIMEOUT,
+            worker_consumer_timeout=WORKER_CONSUMER_TIMEOUT,
         )
         intake = queues.intake
         bus = HubEvents(self, "Events", prefix=prefix)
@@ -270,6 +279,72 @@ class HubStack(Stack):
             )
         )
 
+        # --- Worker sync: HCM changes -> the worker queue, on a schedule.
+        workers = queues.workers
+        worker_sync = ServiceFunction(
+            self,
+            "WorkerSync",
+            name="worker_sync",
+            defaults=defaults,
+            description="Hourly: workers the HCM changed since the watermark (hires, leavers, moves, rates) -> queue",
+            timeout=WORKER_SYNC_TIMEOUT,
+            environment={
+                "LEDGER_TABLE": tables.ledger.table_name,
+                "WORKER_QUEUE_URL": workers.queue.queue_url,
+                "HCM_SECRET_ARN": secrets.hcm.secret_arn,
+                "SYNC_OVERLAP_SECONDS": str(WORKER_SYNC_OVERLAP.to_seconds()),
+                "SYNC_MAX_SPAN_SECONDS": str(WORKER_SYNC_MAX_SPAN.to_seconds()),
+                "SYNC_FIRST_LOOKBACK_SECONDS": str(WORKER_SYNC_FIRST_LOOKBACK.to_seconds()),
+            },
+        )
+        # Its watermark (SWEEP#workers) and the unmappable workers it parks (worker:... transactions).
+        tbl.grant(
+            worker_sync.role,
+            tables.ledger,
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*", "TX#worker:*"]}},
+        )
+        workers.queue.grant_send_messages(worker_sync.role)
+        secrets.hcm.grant_read(worker_sync.role)
+        events.Rule(
+            self,
+            "WorkerSyncSchedule",
+            description=f"Start the HCM worker sync every {config.worker_sync_minutes} minutes",
+            schedule=events.Schedule.rate(Duration.minutes(config.worker_sync_minutes)),
+            targets=[targets.LambdaFunction(worker_sync.function, retry_attempts=2)],
+        )
+
+        worker_consumer = ServiceFunction(
+            self,
+            "WorkerConsumer",
+            name="worker_consumer",
+            defaults=defaults,
+            description="Worker queue consumer: apply each HCM change to the PSA's resource pool",
+            timeout=WORKER_CONSUMER_TIMEOUT,
+            environment={
+                "LEDGER_TABLE": tables.ledger.table_name,
+                "EVENT_BUS_NAME": bus.bus.event_bus_name,
+                "WORKER_QUEUE_URL": workers.queue.queue_url,
+                "WORKER_DLQ_URL": workers.dlq.queue_url,
+                "PSA_SECRET_ARN": secrets.psa.secret_arn,
+            },
+        )
+        tbl.grant(worker_consumer.role, tables.ledger, (*tbl.READ, *tbl.RECORD))
+        bus.bus.grant_put_events_to(worker_consumer.role)
+        secrets.psa.grant_read(worker_consumer.role)
+        workers.queue.grant_send_messages(worker_consumer.role)  # throttled workers, sent back with a delay
+        workers.dlq.grant_send_messages(worker_consumer.role)  # parked workers, held with their reason
+        worker_consumer.function.add_event_source(
+            sources_.SqsEventSource(
+                workers.queue,
+                batch_size=WORKER_BATCH_SIZE,
+                max_batching_window=WORKER_BATCHING_WINDOW,
+                # Kantata's rate limit is the account's: a few consumers at once stay within it.
+                max_concurrency=WORKER_MAX_CONCURRENCY,
+                report_batch_item_failures=True,
+            )
+        )
+
         api = HubApi(
             self,
             "Api",
@@ -279,7 +354,18 @@ class HubStack(Stack):
         )
 
         self.functions = {
-            f.name: f for f in (webhook, transactions, steps, starter, psa_webhook, sweep, consumer)
+            f.name: f
+            for f in (
+                webhook,
+                transactions,
+                steps,
+                starter,
+                psa_webhook,
+                sweep,
+                consumer,
+                worker_sync,
+                worker_consumer,
+            )
         }
 
         # --- Alarms routed to who acts on them (sales ops, integration engineers), and the dashboard.
@@ -314,6 +400,15 @@ class HubStack(Stack):
                 "Posting dead-letter queue (parked time and expense entries, with reasons; redrive)",
             ),
             "PsaWebhookSecretArn": (secrets.psa_webhook.secret_arn, "PSA webhook signing secrets"),
+            "WorkerQueueUrl": (
+                workers.queue.queue_url,
+                "Worker change queue (HCM -> the PSA's resource pool)",
+            ),
+            "WorkerDlqUrl": (
+                workers.dlq.queue_url,
+                "Worker dead-letter queue (parked workers, with reasons)",
+            ),
+            "HcmSecretArn": (secrets.hcm.secret_arn, "Workday connection secret"),
             "ProjectInitiationStateMachineArn": (
                 workflow.state_machine.state_machine_arn,
                 "Project-initiation state machine",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.observability import entry, logger, metrics
+from hub.observability import entry
 from hub.settings import PostingConsumerSettings, load
 
 # A consumer waits this long for a budget slot before it calls its entries throttled (and sends them again,
@@ -86,10 +86,11 @@ def build_deps(
     the posting window is judged by (``now``, aware UTC)."""
     from hub.events import EventPublisher
     from hub.flows.posting.config import TableConfig
-    from hub.flows.posting.consumer import ConsumerDeps, consume, hold_attributes
+    from hub.flows.posting.consumer import ConsumerDeps, consume
     from hub.flows.posting.messages import PostingRequest
     from hub.flows.posting.service import PostingDeps
     from hub.ledger import Ledger
+    from hub.redelivery import hold_attributes
     from hub.routing import RoutingTable
 
     def hold(body: str, reason: str, correlation_id: str | None) -> None:
@@ -176,40 +177,11 @@ def default_deps() -> Handlers:
     )
 
 
-class RetryLater(Exception):
-    """This message's entry could not be decided now (timeout, 5xx, another consumer posting it): SQS
-    redelivers it."""
-
-
 @entry(PostingConsumerSettings)
 def handler(event: dict[str, Any], context: Any, deps: Handlers | None = None) -> dict[str, Any]:
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
-    from hub.redelivery import Disposition
+    from hub.redelivery import partial_batch_answer
 
     deps = deps or default_deps()
     records = event.get("Records") or []
     outcome = deps.consume([(r["messageId"], r.get("body") or "") for r in records])
-    by_id = {m.message_id: m for m in outcome.messages}
-
-    def record_handler(record: SQSRecord) -> str:
-        decided = by_id[record.message_id]
-        if decided.disposition is Disposition.RETRY:
-            raise RetryLater(decided.reason or "retry")
-        return str(decided.fate)
-
-    fates: dict[str, int] = {}
-    for message in outcome.messages:
-        fates[str(message.fate)] = fates.get(str(message.fate), 0) + 1
-    for fate, count in fates.items():
-        metrics.add_metric(name=FATE_METRICS[fate], unit="Count", value=count)
-    logger.info(
-        "posting batch decided",
-        extra={"messages": len(records), "fates": fates, "retry": len(outcome.failed_ids)},
-    )
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    answer = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(answer)
+    return partial_batch_answer(event, context, outcome, fate_metrics=FATE_METRICS, what="posting")

@@ -80,6 +80,23 @@ class PostingSweepSettings(FunctionSettings):
     sweep_first_lookback_seconds: int = Field(default=7 * 24 * 3600, ge=0)
 
 
+class WorkerSyncSettings(FunctionSettings):
+    ledger_table: str  # holds the sync's watermark (pk=SWEEP#workers) and parked workers
+    worker_queue_url: str
+    hcm_secret_arn: str
+    sync_overlap_seconds: int = Field(default=900, ge=0)
+    sync_max_span_seconds: int = Field(default=24 * 3600, ge=1)
+    sync_first_lookback_seconds: int = Field(default=2 * 3600, ge=0)
+
+
+class WorkerConsumerSettings(FunctionSettings):
+    ledger_table: str
+    event_bus_name: str
+    worker_queue_url: str  # throttled workers are sent back here with a delay
+    worker_dlq_url: str  # parked workers are held here with their reason, for ops to redrive
+    psa_secret_arn: str
+
+
 class ErpBudget(BaseModel):
     """The concurrency pool an ERP system draws on (systems of one NetSuite account share one pool)."""
 
@@ -114,4 +131,6 @@ FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
     "psa_webhook": PsaWebhookSettings,
     "posting_sweep": PostingSweepSettings,
     "posting_consumer": PostingConsumerSettings,
+    "worker_sync": WorkerSyncSettings,
+    "worker_consumer": WorkerConsumerSettings,
 }

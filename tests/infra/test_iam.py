@@ -136,7 +136,7 @@ def test_steps_reach_their_tables_bus_and_connection_secrets_only(synth: Synth) 
     secrets = {
         k
         for k in synth.of_type("AWS::SecretsManager::Secret")
-        if not k.startswith(("SecretsCrmWebhook", "SecretsPsaWebhook"))
+        if not k.startswith(("SecretsCrmWebhook", "SecretsPsaWebhook", "SecretsHcm"))
     }
     grants = _data_grants(synth, "initiation_steps")
     assert set(grants) == {*tables.values(), bus, *secrets}
@@ -249,3 +249,27 @@ def test_the_consumer_reaches_the_psa_and_erp_secrets_but_no_webhook_or_crm_secr
     assert names == {"pshub/psa/kantata", *erp}
     dlq = _logical(synth, "AWS::SQS::Queue", "QueuesPostingDlq")
     assert grants[dlq] <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+
+
+def test_the_worker_sync_writes_only_its_watermark_and_worker_transactions_and_reads_only_the_hcm_secret(
+    synth: Synth,
+) -> None:
+    writes = _writes(synth, "worker_sync", "TablesLedger")
+    assert len(writes) == 1
+    assert writes[0]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*", "TX#worker:*"]}
+    }
+    grants = _data_grants(synth, "worker_sync")
+    secrets = {k for k in grants if synth.resources.get(k, {}).get("Type") == "AWS::SecretsManager::Secret"}
+    assert {synth.resources[k]["Properties"]["Name"] for k in secrets} == {"pshub/hcm/workday"}
+
+
+def test_the_worker_consumer_reaches_the_psa_secret_only_and_sends_to_its_own_queues(synth: Synth) -> None:
+    grants = _data_grants(synth, "worker_consumer")
+    secrets = {k for k in grants if synth.resources.get(k, {}).get("Type") == "AWS::SecretsManager::Secret"}
+    assert {synth.resources[k]["Properties"]["Name"] for k in secrets} == {"pshub/psa/kantata"}
+    queues = {k for k in grants if synth.resources.get(k, {}).get("Type") == "AWS::SQS::Queue"}
+    assert queues == {
+        _logical(synth, "AWS::SQS::Queue", "QueuesWorkersQueue"),
+        _logical(synth, "AWS::SQS::Queue", "QueuesWorkersDlq"),
+    }

@@ -34,6 +34,8 @@ EXPECTED_AUDIENCE = {
             "psa_webhook",
             "posting_sweep",
             "posting_consumer",
+            "worker_sync",
+            "worker_consumer",
         )
         for kind in ("errors", "throttles")
     },

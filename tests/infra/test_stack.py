@@ -318,6 +318,7 @@ def test_secrets_are_retained_and_carry_no_generated_value(synth: Synth) -> None
         "pshub/webhooks/psa",
         "pshub/crm/salesforce",
         "pshub/psa/kantata",
+        "pshub/hcm/workday",
         *erp,
     }
     for logical_id, secret in secrets.items():
@@ -377,3 +378,33 @@ def test_context_errors_are_reported_before_synth(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="crmOrgId"):
         build_app({"crmOrgId": "not an org"}, outdir=tmp_path, nag=False)
+
+
+def test_the_worker_sync_runs_on_the_configured_schedule_and_its_consumer_reads_the_worker_queue(
+    synth: Synth,
+) -> None:
+    sync_id, _ = function_by_name(synth, "worker_sync")
+    consumer_id, _ = function_by_name(synth, "worker_consumer")
+    minutes = synth.app.node.try_get_context("workerSyncMinutes")
+    hours, rest = divmod(minutes, 60)
+    # CDK writes whole hours as hours: rate(1 hour), rate(2 hours)
+    expression = f"rate({minutes} minutes)" if rest else f"rate({hours} hour{'s' if hours > 1 else ''})"
+    synth.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": expression,
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [sync_id, "Arn"]}})],
+        },
+    )
+    workers_id = next(
+        k for k, q in _queues(synth)[1].items() if q["Properties"]["QueueName"].endswith("-workers")
+    )
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": consumer_id},
+            "EventSourceArn": {"Fn::GetAtt": [workers_id, "Arn"]},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": Match.any_value()},
+        },
+    )

@@ -152,3 +152,22 @@ def test_pollers_receiving_at_once_never_get_the_same_message(sqs):
         sys.setswitchinterval(interval)
 
     assert len(got) == 400 and len(set(got)) == 400
+
+
+def test_a_deleted_message_is_gone_a_second_delete_is_harmless_and_an_unknown_handle_is_refused(sqs):
+    client, queue, _ = sqs
+    for n in range(30):
+        client.send_message(QueueUrl=queue, MessageBody=str(n))
+    got = client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+
+    client.delete_message(QueueUrl=queue, ReceiptHandle=got[3]["ReceiptHandle"])
+    client.delete_message(QueueUrl=queue, ReceiptHandle=got[3]["ReceiptHandle"])  # again: no error
+
+    left = []
+    while batch := client.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=300).get(
+        "Messages", []
+    ):
+        left.extend(m["Body"] for m in batch)
+    assert sorted(left, key=int) == [str(n) for n in range(30) if n != 3]
+    with pytest.raises(client.exceptions.ReceiptHandleIsInvalid):
+        client.delete_message(QueueUrl=queue, ReceiptHandle="not-a-handle")

@@ -142,3 +142,31 @@ def test_every_message_in_is_applied_unchanged_duplicate_parked_retried_or_malfo
     assert sorted(fates) == sorted(
         [Fate.APPLIED, Fate.PARKED, Fate.RETRY, Fate.DUPLICATE, Fate.DUPLICATE, Fate.MALFORMED]
     )
+
+
+def test_the_handler_reports_retries_as_batch_item_failures_and_holds_parked_workers_in_the_dlq(hub):
+    import boto3
+
+    from functions.worker_consumer import handler as module
+    from hub.errors import TransientError
+    from hub.settings import WorkerConsumerSettings, load
+    from tests.support.aws import REGION, drain, lambda_context, sqs_event
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    psa = FakePsaResources()
+    psa.fail["E2"] = DataValidationError("unknown department", system="kantata")
+    psa.fail["E3"] = TransientError("timeout", system="kantata")
+    deps = module.build_deps(load(WorkerConsumerSettings), psa=psa, sqs=sqs, today=lambda: TODAY)
+    for hcm_id in ("E1", "E2", "E3"):
+        sqs.send_message(
+            QueueUrl=hub.worker_queue_url, MessageBody=WorkerMessage(worker=changed(hcm_id)).model_dump_json()
+        )
+    messages = drain(hub.worker_queue_url)
+
+    answer = module.handler(sqs_event(messages), lambda_context(), deps=deps)
+
+    by_body = {json.loads(m["Body"])["worker"]["hcm_id"]: m["MessageId"] for m in messages}
+    assert answer["batchItemFailures"] == [{"itemIdentifier": by_body["E3"]}]
+    [held] = drain(hub.worker_dlq_url)
+    assert json.loads(held["Body"])["worker"]["hcm_id"] == "E2"
+    assert "unknown department" in held["MessageAttributes"]["parkedReason"]["StringValue"]

@@ -4,7 +4,9 @@ windows, catching up, a change made during a run, unmappable workers, an HCM out
 from __future__ import annotations
 
 import datetime as dt
+import json
 
+import boto3
 import httpx
 import pytest
 
@@ -13,6 +15,7 @@ from hub.connectors.workday import WorkdayHcm
 from hub.flows.workforce.sync import KIND, run_worker_sync
 from hub.sweeps.watermarks import WatermarkStore
 from local.sandboxes import Faults, WorkdaySandbox
+from tests.support.aws import REGION
 from tests.support.clock import Clock
 
 T0 = dt.datetime(2026, 11, 2, 17, 0, tzinfo=dt.UTC)
@@ -146,3 +149,36 @@ def test_an_hcm_outage_leaves_the_watermark_where_it_was(hub, clock):
 
     assert result.advanced_to is None and result.reason == "hcm-unavailable"
     assert run.store.get(KIND) is None and run.queued == []
+
+
+def test_the_scheduled_handler_queues_changed_workers_and_parks_unmappable_ones_in_the_ledger(
+    hub, workday, clock
+):
+    from functions.worker_sync import handler as module
+    from hub.flows.workforce.messages import enqueue_workers, park_unmappable
+    from hub.ledger import Ledger
+    from tests.support.aws import drain, lambda_context
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    ledger = Ledger(hub.ledger_table)
+    clock.now = T0 - HOUR
+    us, uk = workday.seed_workers(2, legal_entities=("PSHUB_US", "PSHUB_UK"))
+    clock.now = T0
+    deps = module.SyncDeps(
+        hcm=lambda: adapter(workday, entities={"PSHUB_US": "US01"}),
+        store=WatermarkStore(hub.ledger_table),
+        enqueue=lambda messages: enqueue_workers(sqs, hub.worker_queue_url, messages),
+        park=lambda hcm_id, error: park_unmappable(ledger, hcm_id, error),
+        overlap=OVERLAP,
+        max_span=dt.timedelta(days=1),
+        first_lookback=2 * HOUR,
+        clock=clock,
+    )
+
+    answer = module.handler({"id": "evt-1"}, lambda_context(), deps=deps)
+
+    bodies = [json.loads(m["Body"]) for m in drain(hub.worker_queue_url)]
+    assert [b["worker"]["hcm_id"] for b in bodies] == [us]
+    parked = ledger.get("worker:" + uk)
+    assert parked["status"] == "PARKED" and "PSHUB_UK" in parked["reason"]
+    assert answer["runs"][0]["enqueued"] == 1 and answer["runs"][0]["unmappable"] == 1

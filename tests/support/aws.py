@@ -32,6 +32,8 @@ class HubResources:
     intake_dlq_url: str = ""
     posting_queue_url: str = ""
     posting_dlq_url: str = ""
+    worker_queue_url: str = ""
+    worker_dlq_url: str = ""
     psa_webhook_secret_arn: str = ""
     events_tap_url: str = ""
     webhook_secret_arn: str = ""
@@ -200,6 +202,17 @@ def build(res: HubResources) -> HubResources:
             "VisibilityTimeout": "360",
         },
     )["QueueUrl"]
+    res.worker_dlq_url = sqs.create_queue(QueueName="pshub-workers-dlq")["QueueUrl"]
+    worker_dlq_arn = sqs.get_queue_attributes(QueueUrl=res.worker_dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    res.worker_queue_url = sqs.create_queue(
+        QueueName="pshub-workers",
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": worker_dlq_arn, "maxReceiveCount": "5"}),
+            "VisibilityTimeout": "360",
+        },
+    )["QueueUrl"]
     res.events_tap_url = sqs.create_queue(QueueName="pshub-events-tap")["QueueUrl"]
     tap_arn = sqs.get_queue_attributes(QueueUrl=res.events_tap_url, AttributeNames=["QueueArn"])[
         "Attributes"
@@ -243,6 +256,9 @@ def build(res: HubResources) -> HubResources:
         "POSTING_QUEUE_URL": res.posting_queue_url,
         "POSTING_DLQ_URL": res.posting_dlq_url,
         "PSA_WEBHOOK_SECRET_ARN": res.psa_webhook_secret_arn,
+        "WORKER_QUEUE_URL": res.worker_queue_url,
+        "WORKER_DLQ_URL": res.worker_dlq_url,
+        "HCM_SECRET_ARN": "unused-in-integration",
         "ERP_BUDGETS": json.dumps(
             {
                 "netsuite-us": {"pool": "netsuite", "limit": 5},

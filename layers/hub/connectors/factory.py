@@ -39,8 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from hub.connectors.business_central import BusinessCentralErp
 from hub.connectors.http import DEFAULT_TIMEOUT, ConcurrencyTransport, RetryPolicy
 from hub.connectors.kantata import KantataPsa
+from hub.connectors.kantata_resources import KantataResources
 from hub.connectors.netsuite import NetSuiteErp
 from hub.connectors.salesforce import SalesforceCrm
+from hub.connectors.workday import WorkdayHcm
 from hub.errors import PermanentError
 from hub.model import ExpenseCategory
 
@@ -52,6 +54,14 @@ _Text = Field(min_length=1)
 _CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 _InternalId = Annotated[str, StringConstraints(pattern=r"^[0-9]+$")]
 _CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not an IANA time zone: {value}") from None
+    return value
 
 
 class _Secret(BaseModel):
@@ -75,14 +85,18 @@ class KantataSecret(_Secret):
     home_countries: dict[str, _CountryCode] | None = None
     account_time_zone: str = Field(default="UTC", min_length=1)
 
-    @field_validator("account_time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"not an IANA time zone: {value}") from None
-        return value
+    _zone = field_validator("account_time_zone")(lambda cls, value: _known_zone(value))
+
+
+class KantataResourcesSecret(KantataSecret):
+    """The PSA secret as the worker consumer reads it: the connection, plus what keeping the resource pool
+    needs (all optional; without an invitation template new workers park with the reason)."""
+
+    invitation_email_template: str | None = Field(default=None, pattern=r"^[^@\s]*\{hcm_id\}[^@\s]*@[^@\s]+$")
+    account_currency: _CurrencyCode | None = None
+    legal_entity_field: str = Field(default="Legal Entity", min_length=1)
+    cost_centre_field: str = Field(default="Cost Centre", min_length=1)
+    hcm_id_field: str | None = "HCM ID"
 
 
 class NetSuiteSecret(_Secret):
@@ -96,6 +110,21 @@ class NetSuiteSecret(_Secret):
     tax_code_ids: dict[str, _InternalId | None] | None = None
     service_item_id: _InternalId | None = None
     project_tasks: bool = True
+
+
+class WorkdaySecret(_Secret):
+    base_url: str = _Url
+    tenant: str = _Text
+    client_id: str = _Text
+    client_secret: str = _Text
+    refresh_token: str = _Text
+    report_owner: str = _Text
+    report_name: str = Field(default="PSHub_Worker_Changes", min_length=1)
+    # Workday company reference ID -> the hub's legal entity code
+    legal_entities: dict[str, str] = Field(min_length=1)
+    tenant_time_zone: str = Field(default="America/Los_Angeles", min_length=1)
+
+    _zone = field_validator("tenant_time_zone")(lambda cls, value: _known_zone(value))
 
 
 class BusinessCentralSecret(_Secret):
@@ -217,4 +246,47 @@ def erp_from_secret(
         workers=workers,
         hold=budget.slot if budget is not None else None,
         **parsed.model_dump(),
+    )
+
+
+def hcm_from_secret(
+    secret: Mapping[str, Any],
+    *,
+    client: httpx.Client | None = None,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+) -> WorkdayHcm:
+    """The HCM adapter (Workday) from its connection secret: the integration user's refresh token, the
+    change report's owner and name, the company -> legal entity map and the tenant's time zone."""
+    parsed = _parse(WorkdaySecret, secret, "workday")
+    return WorkdayHcm(_client(client, transport, None), retry=retry, **parsed.model_dump())
+
+
+def psa_resources_from_secret(
+    secret: Mapping[str, Any],
+    *,
+    client: httpx.Client | None = None,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+    budget: ConcurrencyBudget | None = None,
+) -> KantataResources:
+    """The PSA's resource pool (Kantata) from the PSA secret, for the worker consumer."""
+    from hub.mapping import kantata_resources as rm
+
+    parsed = _parse(KantataResourcesSecret, secret, "kantata")
+    template = parsed.invitation_email_template
+    return KantataResources(
+        _client(client, transport, budget),
+        token=parsed.token,
+        base_url=parsed.base_url,
+        retry=retry,
+        home_countries=parsed.home_countries,
+        account_time_zone=parsed.account_time_zone,
+        email_for=rm.invitation_email(template) if template else None,
+        account_currency=parsed.account_currency,
+        user_fields=rm.UserFields(
+            legal_entity=parsed.legal_entity_field,
+            cost_centre=parsed.cost_centre_field,
+            hcm_id=parsed.hcm_id_field,
+        ),
     )

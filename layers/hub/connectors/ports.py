@@ -198,6 +198,10 @@ class HcmPort(Protocol):
 
 @dataclass(frozen=True)
 class ResourceResult:
+    """One worker's outcome: ``psa_user_id`` is the PSA's person (None when the worker is not there and was not
+    created: a leaver never synced, a hire before its start date, or a failure before anything was created);
+    ``error`` is set when something for this worker was refused (what was written before it stays)."""
+
     hcm_id: str
     psa_user_id: str | None = None
     outcome: Literal["created", "updated", "unchanged", "deactivated"] = "unchanged"
@@ -208,15 +212,24 @@ class PsaResourcePort(Protocol):
     def upsert_resources(self, workers: Sequence[Worker], *, today: dt.date) -> list[ResourceResult]:
         """Each worker into the resource pool, matched by its HCM id (the hub's external reference): created
         if new, updated if changed, deactivated (never deleted) once past its last day; one result each, in
-        order, an error per worker rather than for the call."""
+        order, an error per worker rather than for the call (throttled and transient errors may raise for the
+        call: every write is found again, not repeated, by the next run).
+
+        What the PSA holds is what is in effect on ``today`` (rates, placements): a PSA whose rates are not
+        effective-dated gets a future rate from the first run on or after its date. Nothing is created for a
+        worker before the hire date or after the last day. A re-run of an unchanged worker writes nothing and
+        answers "unchanged". A person invited but not yet a member is "created" with the PSA's id for them."""
         ...
 
     def assignments_changed(
         self, *, updated_after: dt.datetime, updated_before: dt.datetime
     ) -> Iterator[str]:
-        """The PSA project ids whose assignments or allocations changed in the window."""
+        """The PSA project ids whose assignments, daily allocations or project resources changed in
+        ``[updated_after, updated_before)`` (aware instants), each once. Hard deletes the PSA does not list are
+        not seen: a periodic full re-read catches them."""
         ...
 
     def project_assignments(self, psa_project_id: str) -> list[Assignment]:
-        """Every current assignment of the project, with its hours allocated by day."""
+        """Every current assignment of the project, with its hours allocated by day; assignments of people
+        the hub does not sync (no HCM id in the PSA) are left out."""
         ...

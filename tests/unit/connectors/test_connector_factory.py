@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import httpx
 import pytest
 
-from hub.connectors.factory import crm_from_secret, erp_from_secret, psa_from_secret
+from hub.connectors.factory import (
+    crm_from_secret,
+    erp_from_secret,
+    hcm_from_secret,
+    psa_from_secret,
+    psa_resources_from_secret,
+)
 from hub.connectors.kantata import KantataPsa
 from hub.connectors.netsuite import NetSuiteErp
 from hub.connectors.salesforce import SalesforceCrm
-from hub.errors import PermanentError
+from hub.errors import PermanentError, TransientError
 from hub.model import Account
 
 
@@ -45,6 +52,15 @@ SALESFORCE = {
     "client_secret": "very-secret-value",
 }
 KANTATA = {"base_url": "https://kantata.test/api/v1", "token": "kantata-token"}
+WORKDAY = {
+    "base_url": "https://wd2-impl-services1.workday.test",
+    "tenant": "pshub_impl",
+    "client_id": "client",
+    "client_secret": "very-secret-value",
+    "refresh_token": "very-secret-value",
+    "report_owner": "ISU_PSHub",
+    "legal_entities": {"PSHUB_US": "US01"},
+}
 NETSUITE = {
     "base_url": "https://1234567.suitetalk.api.netsuite.test",
     "token_url": "https://1234567.suitetalk.api.netsuite.test/services/rest/auth/oauth2/v1/token",
@@ -118,6 +134,13 @@ def test_given_a_netsuite_secret_with_currency_ids_when_upserting_then_the_curre
         (psa_from_secret, {"base_url": "not a url", "token": "very-secret-value"}, "base_url"),
         (psa_from_secret, {**KANTATA, "home_countries": {"UK01": "Britain"}}, "home_countries"),
         (psa_from_secret, {**KANTATA, "account_time_zone": "Mars/Olympus"}, "account_time_zone"),
+        (
+            psa_resources_from_secret,
+            {**KANTATA, "invitation_email_template": "nobody"},
+            "invitation_email_template",
+        ),
+        (hcm_from_secret, {**WORKDAY, "legal_entities": {}}, "legal_entities"),
+        (hcm_from_secret, {**WORKDAY, "tenant_time_zone": "Nowhere/Else"}, "tenant_time_zone"),
         (lambda s, **kw: erp_from_secret("netsuite-us", s, **kw), {**NETSUITE, "token_url": ""}, "token_url"),
         (
             lambda s, **kw: erp_from_secret("netsuite-us", s, **kw),
@@ -144,3 +167,31 @@ def test_given_an_adapter_when_its_auth_is_printed_then_no_secret_appears():
 
     assert "very-secret-value" not in repr(vars(crm))
     assert "t'" not in repr(crm._auth.current()) and "***" in repr(crm._auth.current())
+
+
+def test_given_a_workday_secret_when_building_then_the_refresh_token_grant_signs_in_at_the_tenant():
+    recorder = Recorder()
+
+    hcm = hcm_from_secret(WORKDAY, transport=httpx.MockTransport(recorder))
+    with pytest.raises(
+        TransientError
+    ):  # the recorder answers the report with no rows: the sign-in matters here
+        hcm.changed_workers(
+            changed_since=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+            until=dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+        )
+
+    token = recorder.requests[0]
+    assert token.url.path == "/ccx/oauth2/pshub_impl/token"
+    assert b"grant_type=refresh_token" in token.content
+
+
+def test_given_a_psa_secret_with_an_invitation_template_the_resource_pool_adapter_is_built():
+    from hub.connectors.kantata_resources import KantataResources
+
+    built = psa_resources_from_secret(
+        {**KANTATA, "invitation_email_template": "{hcm_id}@corp.example", "account_currency": "USD"},
+        transport=httpx.MockTransport(Recorder()),
+    )
+
+    assert isinstance(built, KantataResources)

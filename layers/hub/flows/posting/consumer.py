@@ -190,11 +190,3 @@ def _prime_statuses(items: Sequence[Item], deps: ConsumerDeps) -> None:
     stale = deps.statuses.stale_statuses("task", tasks)
     if stale:
         deps.statuses.prime_statuses("task", stale, deps.psa.task_statuses(stale))
-
-
-def hold_attributes(reason: str, correlation_id: str | None) -> dict[str, Any]:
-    """Message attributes a held message carries into the dead-letter queue, read by ops in the console."""
-    attributes: dict[str, Any] = {"parkedReason": {"DataType": "String", "StringValue": reason[:1000]}}
-    if correlation_id:
-        attributes["correlationId"] = {"DataType": "String", "StringValue": correlation_id}
-    return attributes

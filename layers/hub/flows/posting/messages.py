@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.errors import TransientError
 from hub.model.time_expense import PsaId
+from hub.queues import send_all
 
 Kind = Literal["time-entry", "expense"]
 Source = Literal["webhook", "sweep", "redrive"]
-
-SQS_BATCH = 10
-SEND_ATTEMPTS = 3
 
 
 def correlation_id_for(kind: str, psa_id: str) -> str:
@@ -62,35 +59,7 @@ class PostingRequest(BaseModel):
 def enqueue(sqs: Any, queue_url: str, requests: Iterable[PostingRequest]) -> int:
     """Send every request (deduplicated by kind and id); the number sent. TransientError if some could not be."""
     unique = list({r.key: r for r in requests}.values())
-    for start in range(0, len(unique), SQS_BATCH):
-        _send_batch(sqs, queue_url, unique[start : start + SQS_BATCH])
-    return len(unique)
-
-
-def _send_batch(sqs: Any, queue_url: str, chunk: Sequence[PostingRequest]) -> None:
-    pending = {str(i): request for i, request in enumerate(chunk)}
-    for _ in range(SEND_ATTEMPTS):
-        answer = sqs.send_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {
-                    "Id": entry_id,
-                    "MessageBody": request.body(),
-                    "MessageAttributes": {
-                        "correlationId": {"DataType": "String", "StringValue": request.correlation_id}
-                    },
-                }
-                for entry_id, request in pending.items()
-            ],
-        )
-        pending = {f["Id"]: pending[f["Id"]] for f in answer.get("Failed") or [] if f["Id"] in pending}
-        if not pending:
-            return
-    raise TransientError(
-        f"{len(pending)} posting request(s) could not be queued",
-        system="sqs",
-        code="send_failed",
-    )
+    return send_all(sqs, queue_url, [(r.body(), r.correlation_id) for r in unique], what="posting request(s)")
 
 
 def parse(body: str) -> PostingRequest:

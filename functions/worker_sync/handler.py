@@ -1,0 +1,115 @@
+"""Scheduled worker sync (EventBridge, hourly by default): queue every worker the HCM changed since the last
+run, for the worker consumer to apply to the PSA's resource pool.
+
+Input: the scheduled event (only its ``id`` is used, for the logs' correlation id). Output: one report per
+window read (window, read, enqueued, unmappable, the watermark it advanced to and why not). A worker the
+HCM has but that cannot be mapped is recorded PARKED in the ledger (``worker:{hcm id}``) with every column at
+fault; ops list it with ``python -m local.ops parked``-style queries by status, and correcting it in the HCM
+re-stamps it so the next run reads it. Logs and metrics carry counts and windows only, never worker data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hub.connectors.ports import HcmPort
+from hub.errors import DataValidationError
+from hub.flows.workforce.sync import Enqueue, Park, SyncRun, run_worker_sync
+from hub.observability import entry, logger, metrics
+from hub.settings import WorkerSyncSettings, load
+from hub.sweeps.watermarks import WatermarkPort
+
+
+class SyncIncomplete(Exception):
+    """The HCM or the queue stopped the run before it caught up (the next run continues from the watermark)."""
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class SyncDeps:
+    hcm: Callable[[], HcmPort]
+    store: WatermarkPort
+    enqueue: Enqueue
+    park: Park
+    overlap: dt.timedelta
+    max_span: dt.timedelta
+    first_lookback: dt.timedelta
+    clock: Callable[[], dt.datetime] = _utc_now
+
+
+@functools.lru_cache(maxsize=4)
+def _hcm(secret_value: str) -> HcmPort:
+    """One adapter per secret *value*: a rotated secret gets a fresh adapter."""
+    from hub.connectors.factory import hcm_from_secret
+
+    return hcm_from_secret(json.loads(secret_value))
+
+
+@functools.cache
+def default_deps() -> SyncDeps:
+    from aws_lambda_powertools.utilities import parameters
+
+    from hub import aws
+    from hub.flows.workforce.messages import enqueue_workers, park_unmappable
+    from hub.ledger import Ledger
+    from hub.sweeps.watermarks import WatermarkStore
+
+    settings = load(WorkerSyncSettings)
+    sqs = aws.client("sqs")
+    ledger = Ledger(settings.ledger_table)
+
+    def hcm() -> HcmPort:
+        secret = parameters.get_secret(settings.hcm_secret_arn, max_age=300)
+        return _hcm(secret if isinstance(secret, str) else json.dumps(secret))
+
+    def park(hcm_id: str, error: DataValidationError) -> None:
+        park_unmappable(ledger, hcm_id, error)
+
+    return SyncDeps(
+        hcm=hcm,
+        store=WatermarkStore(settings.ledger_table),
+        enqueue=lambda messages: enqueue_workers(sqs, settings.worker_queue_url, messages),
+        park=park,
+        overlap=dt.timedelta(seconds=settings.sync_overlap_seconds),
+        max_span=dt.timedelta(seconds=settings.sync_max_span_seconds),
+        first_lookback=dt.timedelta(seconds=settings.sync_first_lookback_seconds),
+    )
+
+
+def _remaining(context: Any) -> Callable[[], float]:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:  # invoked without a Lambda context (a local run): no deadline
+        return lambda: float("inf")
+    return lambda: remaining() / 1000
+
+
+@entry(WorkerSyncSettings, correlation_id_path="id")
+def handler(event: dict[str, Any], context: Any, deps: SyncDeps | None = None) -> dict[str, Any]:
+    deps = deps or default_deps()
+    runs: list[SyncRun] = run_worker_sync(
+        hcm=deps.hcm(),
+        store=deps.store,
+        enqueue=deps.enqueue,
+        park=deps.park,
+        now=deps.clock,
+        overlap=deps.overlap,
+        max_span=deps.max_span,
+        first_lookback=deps.first_lookback,
+        remaining=_remaining(context),
+    )
+    for run in runs:
+        logger.info("worker sync window", extra=run.model_dump(mode="json"))
+    metrics.add_metric(name="WorkersEnqueued", unit="Count", value=sum(r.enqueued for r in runs))
+    metrics.add_metric(name="WorkersUnmappable", unit="Count", value=sum(r.unmappable for r in runs))
+    stopped = [r.reason for r in runs if r.reason not in (None, "watermark-moved")]
+    if stopped:
+        raise SyncIncomplete(f"the worker sync stopped: {', '.join(str(s) for s in stopped)}")
+    return {"runs": [r.model_dump(mode="json") for r in runs]}
