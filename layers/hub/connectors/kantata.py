@@ -459,7 +459,7 @@ class KantataPsa:
     ) -> TimeEntry | ExpenseLine | None:
         workspace_id = str(record.get("workspace_id") or "")
         if workspace_id and workspace_id not in projects:
-            workspace = km.included(answer, "workspaces").get(workspace_id)
+            workspace = km.included_one(answer, "workspaces", workspace_id)
             references = list(
                 self._walk(
                     "/external_references.json",

@@ -506,6 +506,17 @@ def included(answer: Any, collection: str) -> dict[str, dict[str, Any]]:
     return {str(key): dict(value) for key, value in by_id.items() if isinstance(value, Mapping)}
 
 
+def included_one(answer: Any, collection: str, record_id: Any) -> dict[str, Any] | None:
+    """One record of ``collection`` an answer carries, by id (a copy), or None: a line item's project, task
+    or submission, found without copying every record the answer includes (a page of 200 line items would
+    otherwise copy all of them once per item)."""
+    if record_id in (None, ""):
+        return None
+    by_id = answer.get(collection) if isinstance(answer, Mapping) else None
+    value = by_id.get(str(record_id)) if isinstance(by_id, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) else None
+
+
 def line_ids(submission: Mapping[str, Any], kind: LineKind) -> list[str]:
     ids = submission.get(kind.line_ids)
     return [str(i) for i in ids] if isinstance(ids, list) else []
@@ -692,16 +703,12 @@ def line_context(
     time_zone: str | None = None,
 ) -> dict[str, Any]:
     """The related objects a line item is mapped with, from the answer it came in (``include=``)."""
-    workspace = included(answer, "workspaces").get(str(record.get("workspace_id")))
-    submissions = included(answer, kind.submissions)
-    story_id = record.get("story_id")
-    active_id = record.get("active_submission_id")
-    recent_id = record.get("recent_submission_id")
+    workspace = included_one(answer, "workspaces", record.get("workspace_id"))
     context: dict[str, Any] = {
         "_workspace": workspace,
-        "_story": included(answer, "stories").get(str(story_id)) if story_id not in (None, "") else None,
-        "_active_submission": submissions.get(str(active_id)) if active_id not in (None, "") else None,
-        "_recent_submission": submissions.get(str(recent_id)) if recent_id not in (None, "") else None,
+        "_story": included_one(answer, "stories", record.get("story_id")),
+        "_active_submission": included_one(answer, kind.submissions, record.get("active_submission_id")),
+        "_recent_submission": included_one(answer, kind.submissions, record.get("recent_submission_id")),
         "_project_external_id": project_external_id,
         "_time_zone": time_zone,
     }
