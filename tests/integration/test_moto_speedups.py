@@ -171,3 +171,32 @@ def test_a_deleted_message_is_gone_a_second_delete_is_harmless_and_an_unknown_ha
     assert sorted(left, key=int) == [str(n) for n in range(30) if n != 3]
     with pytest.raises(client.exceptions.ReceiptHandleIsInvalid):
         client.delete_message(QueueUrl=queue, ReceiptHandle="not-a-handle")
+
+
+def test_events_still_reach_a_rules_queue_target_and_each_input_path_is_parsed_once(aws_env):
+    import jsonpath_ng.ext
+
+    moto_speedups.install()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        queue = sqs.create_queue(QueueName="tap")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="all", EventPattern=json.dumps({"source": ["pshub"]}))
+        events.put_targets(Rule="all", Targets=[{"Id": "tap", "Arn": arn}])
+        before = jsonpath_ng.ext.parse.cache_info().misses
+
+        for n in range(20):
+            events.put_events(
+                Entries=[{"Source": "pshub", "DetailType": "TimePosted", "Detail": json.dumps({"n": n})}]
+            )
+
+        got = []
+        while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            got.extend(json.loads(m["Body"])["detail"]["n"] for m in batch)
+            for m in batch:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+        assert sorted(got) == list(range(20))
+        assert (
+            jsonpath_ng.ext.parse.cache_info().misses - before <= 10
+        )  # per path, not per event (20 x paths)
