@@ -200,3 +200,19 @@ def test_events_still_reach_a_rules_queue_target_and_each_input_path_is_parsed_o
         assert (
             jsonpath_ng.ext.parse.cache_info().misses - before <= 10
         )  # per path, not per event (20 x paths)
+
+
+def test_queue_attributes_answer_as_before_and_an_unknown_name_is_refused(sqs):
+    client, queue, _ = sqs
+    client.send_message(QueueUrl=queue, MessageBody="one")
+    client.send_message(QueueUrl=queue, MessageBody="later", DelaySeconds=60)
+
+    some = client.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    everything = client.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+
+    assert some == {"ApproximateNumberOfMessages": "1", "ApproximateNumberOfMessagesDelayed": "1"}
+    assert everything["QueueArn"].endswith(":q") and "RedrivePolicy" in everything
+    with pytest.raises(client.exceptions.ClientError):
+        client.get_queue_attributes(QueueUrl=queue, AttributeNames=["NoSuchAttribute"])
