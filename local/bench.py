@@ -166,8 +166,9 @@ def posting_drains(console: Console) -> None:
             ", ".join(f"{op} {n}" for op, n in f.per_entry("routing").items()),
         )
         console.print(
-            f"  {shape}: mean requests in flight {f.busy:.2f} of {f.limit}; sweep read and enqueued "
-            f"{f.entries:,} in {f.sweep_seconds:.0f} s; ERP requests per second of the drain: {f.timeline}",
+            f"  {shape}: mean requests in flight {f.busy:.2f} of {f.limit}; the sweep enqueued {f.enqueued:,} of "
+            f"{f.entries:,} in {f.sweep_runs} run(s), {f.sweep_seconds:.0f} s; ERP requests per second of the "
+            f"drain: {f.timeline}",
             highlight=False,
         )
     console.print(table)
