@@ -39,15 +39,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from hub.connectors.business_central import BusinessCentralErp
 from hub.connectors.http import DEFAULT_TIMEOUT, ConcurrencyTransport, RetryPolicy
 from hub.connectors.kantata import KantataPsa
-from hub.connectors.kantata_resources import KantataResources
 from hub.connectors.netsuite import NetSuiteErp
 from hub.connectors.salesforce import SalesforceCrm
-from hub.connectors.workday import WorkdayHcm
 from hub.errors import PermanentError
 from hub.model import ExpenseCategory
 
 if TYPE_CHECKING:
     from hub.concurrency import ConcurrencyBudget
+    from hub.connectors.kantata_resources import KantataResources
+    from hub.connectors.workday import WorkdayHcm
 
 _Url = Field(min_length=1, pattern=r"^https?://")
 _Text = Field(min_length=1)
@@ -258,6 +258,8 @@ def hcm_from_secret(
 ) -> WorkdayHcm:
     """The HCM adapter (Workday) from its connection secret: the integration user's refresh token, the
     change report's owner and name, the company -> legal entity map and the tenant's time zone."""
+    from hub.connectors.workday import WorkdayHcm  # only the worker sync needs it: off the other cold starts
+
     parsed = _parse(WorkdaySecret, secret, "workday")
     return WorkdayHcm(_client(client, transport, None), retry=retry, **parsed.model_dump())
 
@@ -271,6 +273,7 @@ def psa_resources_from_secret(
     budget: ConcurrencyBudget | None = None,
 ) -> KantataResources:
     """The PSA's resource pool (Kantata) from the PSA secret, for the worker consumer."""
+    from hub.connectors.kantata_resources import KantataResources  # only the worker consumer needs it
     from hub.mapping import kantata_resources as rm
 
     parsed = _parse(KantataResourcesSecret, secret, "kantata")

@@ -72,8 +72,7 @@ from typing import Any, Literal
 
 import httpx
 
-from hub.connectors.http import RetryPolicy
-from hub.connectors.kantata import DEFAULT_BASE_URL, SYSTEM, KantataPsa
+from hub.connectors.kantata import SYSTEM, KantataPsa
 from hub.connectors.ports import ResourceResult
 from hub.errors import (
     RETRYABLE,
@@ -156,30 +155,18 @@ class KantataResources(KantataPsa):
         self,
         client: httpx.Client,
         *,
-        token: str,
-        base_url: str = DEFAULT_BASE_URL,
-        retry: RetryPolicy | None = None,
-        system: str = SYSTEM,
-        home_countries: Mapping[str, str] | None = None,
-        account_time_zone: str = "UTC",
         email_for: EmailFor | None = None,
         account_currency: str | None = None,
         user_fields: rm.UserFields | None = None,
+        **connection: Any,
     ) -> None:
         """``email_for``: the address a new worker is invited at (the canonical worker has none; e.g.
         ``hub.mapping.kantata_resources.invitation_email("{hcm_id}@corp.example")``); without it new workers
         fail with ``UNMAPPED_VALUE`` and nobody is looked for by e-mail. ``account_currency``: the Kantata
         account's currency, the only one an invitation can carry a cost rate in. ``user_fields``: the names of
-        the User custom fields for the legal entity, cost centre and HCM id."""
-        super().__init__(
-            client,
-            token=token,
-            base_url=base_url,
-            retry=retry,
-            system=system,
-            home_countries=home_countries,
-            account_time_zone=account_time_zone,
-        )
+        the User custom fields for the legal entity, cost centre and HCM id. ``connection``: what
+        :class:`KantataPsa` takes (token, base URL, retry, home countries, time zone)."""
+        super().__init__(client, **connection)
         self._email_for = email_for
         self._account_currency = account_currency
         self._user_fields = user_fields or rm.UserFields()

@@ -141,12 +141,9 @@ class Worker(Strict):
     def placement_on(self, day: dt.date) -> Placement | None:
         return on(self.placements, day)
 
-    def employed_on(self, day: dt.date) -> bool:
-        return self.hire_date <= day and (self.end_date is None or day <= self.end_date)
-
     def active_on(self, day: dt.date) -> bool:
         """Staffable in the PSA: hired and not yet gone (a leaver is deactivated after the end date)."""
-        return self.employed_on(day)
+        return self.hire_date <= day and (self.end_date is None or day <= self.end_date)
 
     @property
     def version(self) -> str:

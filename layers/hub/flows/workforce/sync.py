@@ -40,7 +40,7 @@ Source = Literal["schedule", "full-sync", "redrive"]
 class WorkerMessage(BaseModel):
     """One worker on the worker queue: the canonical worker as the HCM has it at ``worker.changed_at``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     worker: Worker
     source: Source = "schedule"
@@ -138,8 +138,11 @@ def _one_window(
             advanced_to=None,
             reason="enqueue-failed",
         )
-    counts = {"read": len(messages) + len(changes.unmappable), "enqueued": len(messages)}
-    counts["unmappable"] = len(changes.unmappable)
+    counts = {
+        "read": len(messages) + len(changes.unmappable),
+        "enqueued": len(messages),
+        "unmappable": len(changes.unmappable),
+    }
     new = advance(watermark, window, ())
     moved = store.save(KIND, new, expected=stored, window=window, counts=counts)
     return SyncRun(
