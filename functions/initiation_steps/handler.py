@@ -72,6 +72,7 @@ def default_deps() -> StepDeps:
     from hub.errors import PermanentError
     from hub.events import EventPublisher
     from hub.ledger import Ledger
+    from hub.planning import PlanningStore
     from hub.routing import RoutingTable
 
     settings = load(InitiationStepsSettings)
@@ -96,6 +97,7 @@ def default_deps() -> StepDeps:
         crm=lambda: _adapter("crm", "salesforce", secret(settings.crm_secret_arn)),
         psa=lambda: _adapter("psa", "kantata", secret(settings.psa_secret_arn)),
         erp=erp,
+        planning=PlanningStore(settings.planning_table),
         idempotent=_powertools_idempotent(settings.idempotency_table),
     )
 

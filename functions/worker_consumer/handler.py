@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +36,6 @@ class Handlers:
     ]  # (message id, body, times throttled) -> BatchMessages
 
 
-@functools.lru_cache(maxsize=4)
-def _resources(secret_value: str) -> Any:
-    from hub.connectors import factory
-
-    return factory.psa_resources_from_secret(json.loads(secret_value))
-
-
 def build_deps(
     settings: WorkerConsumerSettings, *, psa: Any, sqs: Any, today: Callable[[], dt.date] | None = None
 ) -> Handlers:
@@ -51,8 +43,10 @@ def build_deps(
     (the PSA secret) or a test."""
     from hub.events import EventPublisher
     from hub.flows.workforce.consumer import WorkerConsumerDeps, consume_workers
+    from hub.flows.workforce.projects import enqueue_projects
     from hub.flows.workforce.sync import WorkerMessage
     from hub.ledger import Ledger
+    from hub.planning import PlanningStore
     from hub.redelivery import hold_attributes
 
     def hold(body: str, reason: str, correlation_id: str | None) -> None:
@@ -79,41 +73,23 @@ def build_deps(
         events=EventPublisher(settings.event_bus_name),
         hold=hold,
         resend=resend,
+        planning=PlanningStore(settings.planning_table),
+        reprice=lambda requests: enqueue_projects(sqs, settings.margin_queue_url, requests),
     )
     if today is not None:
         deps.today = today
     return Handlers(consume=lambda messages: consume_workers(messages, deps))
 
 
-class _SecretResources:
-    """The resource pool adapter of the current secret value, resolved per call (rotation used at once)."""
-
-    def __init__(self, secret: Callable[[], str]) -> None:
-        self._secret = secret
-
-    def upsert_resources(self, workers: Any, *, today: dt.date) -> Any:
-        return _resources(self._secret()).upsert_resources(workers, today=today)
-
-    def assignments_changed(self, **window: Any) -> Any:
-        return _resources(self._secret()).assignments_changed(**window)
-
-    def project_assignments(self, psa_project_id: str) -> Any:
-        return _resources(self._secret()).project_assignments(psa_project_id)
-
-
 @functools.cache
 def default_deps() -> Handlers:
-    from aws_lambda_powertools.utilities import parameters
-
     from hub import aws
+    from hub.connectors.secret_bound import SecretResources, secret_reader
 
     settings = load(WorkerConsumerSettings)
-
-    def secret() -> str:
-        value = parameters.get_secret(settings.psa_secret_arn, max_age=300)
-        return value if isinstance(value, str) else json.dumps(value)
-
-    return build_deps(settings, psa=_SecretResources(secret), sqs=aws.client("sqs"))
+    return build_deps(
+        settings, psa=SecretResources(secret_reader(settings.psa_secret_arn)), sqs=aws.client("sqs")
+    )
 
 
 def _throttled(record: dict[str, Any]) -> int:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hub.connectors.ports import HcmPort
 from hub.errors import DataValidationError
-from hub.flows.workforce.sync import Enqueue, Park, SyncRun, run_worker_sync
+from hub.flows.workforce.sync import Enqueue, Park, SyncRun, queue_due_changes, run_worker_sync
+from hub.model.workforce import Worker
 from hub.observability import entry, logger, metrics
 from hub.settings import WorkerSyncSettings, load
 from hub.sweeps.watermarks import WatermarkPort
@@ -42,6 +43,7 @@ class SyncDeps:
     overlap: dt.timedelta
     max_span: dt.timedelta
     first_lookback: dt.timedelta
+    due: Callable[[dt.date], Sequence[Worker]]  # workers with a change taking effect that day, as applied
     clock: Callable[[], dt.datetime] = _utc_now
 
 
@@ -60,11 +62,13 @@ def default_deps() -> SyncDeps:
     from hub import aws
     from hub.flows.workforce.messages import enqueue_workers, park_unmappable
     from hub.ledger import Ledger
+    from hub.planning import PlanningStore
     from hub.sweeps.watermarks import WatermarkStore
 
     settings = load(WorkerSyncSettings)
     sqs = aws.client("sqs")
     ledger = Ledger(settings.ledger_table)
+    planning = PlanningStore(settings.planning_table)
 
     def hcm() -> HcmPort:
         secret = parameters.get_secret(settings.hcm_secret_arn, max_age=300)
@@ -81,6 +85,7 @@ def default_deps() -> SyncDeps:
         overlap=dt.timedelta(seconds=settings.sync_overlap_seconds),
         max_span=dt.timedelta(seconds=settings.sync_max_span_seconds),
         first_lookback=dt.timedelta(seconds=settings.sync_first_lookback_seconds),
+        due=lambda day: list(planning.workers(planning.due(day)).values()),
     )
 
 
@@ -107,9 +112,19 @@ def handler(event: dict[str, Any], context: Any, deps: SyncDeps | None = None) -
     )
     for run in runs:
         logger.info("worker sync window", extra=run.model_dump(mode="json"))
-    metrics.add_metric(name="WorkersEnqueued", unit="Count", value=sum(r.enqueued for r in runs))
+    # The PSA holds only what is in effect today: changes dated today (a rate, a transfer, a hire, a leaver's
+    # next day) that were applied earlier are applied again now.
+    due = queue_due_changes(
+        store=deps.store, due=deps.due, enqueue=deps.enqueue, today=deps.clock().astimezone(dt.UTC).date()
+    )
+    logger.info("effective-dated changes queued", extra=due.model_dump(mode="json"))
+    metrics.add_metric(
+        name="WorkersEnqueued", unit="Count", value=sum(r.enqueued for r in runs) + due.enqueued
+    )
     metrics.add_metric(name="WorkersUnmappable", unit="Count", value=sum(r.unmappable for r in runs))
     stopped = [r.reason for r in runs if r.reason not in (None, "watermark-moved")]
+    if due.reason == "enqueue-failed":
+        stopped.append("effective-dated changes not queued")
     if stopped:
         raise SyncIncomplete(f"the worker sync stopped: {', '.join(str(s) for s in stopped)}")
-    return {"runs": [r.model_dump(mode="json") for r in runs]}
+    return {"runs": [r.model_dump(mode="json") for r in runs], "effective": due.model_dump(mode="json")}

@@ -60,6 +60,7 @@ class InitiationStepsSettings(FunctionSettings):
     event_bus_name: str
     crm_secret_arn: str
     psa_secret_arn: str
+    planning_table: str  # the initiated project's profile, for its margin
     # ERP system id (as in the routing table) -> ARN of the secret holding that system's connection.
     erp_secret_arns: Json[dict[str, str]]
 
@@ -67,6 +68,7 @@ class InitiationStepsSettings(FunctionSettings):
 class PsaWebhookSettings(FunctionSettings):
     idempotency_table: str
     posting_queue_url: str
+    margin_queue_url: str  # assignment changes: the projects to re-price
     psa_webhook_secret_arn: str
     max_body_bytes: int = 1_048_576
 
@@ -84,6 +86,7 @@ class WorkerSyncSettings(FunctionSettings):
     ledger_table: str  # holds the sync's watermark (pk=SWEEP#workers) and parked workers
     worker_queue_url: str
     hcm_secret_arn: str
+    planning_table: str  # workers whose rate or placement takes effect today (pk=EFFECTIVE#{day})
     sync_overlap_seconds: int = Field(default=900, ge=0)
     sync_max_span_seconds: int = Field(default=24 * 3600, ge=1)
     sync_first_lookback_seconds: int = Field(default=2 * 3600, ge=0)
@@ -95,6 +98,28 @@ class WorkerConsumerSettings(FunctionSettings):
     worker_queue_url: str  # throttled workers are sent back here with a delay
     worker_dlq_url: str  # parked workers are held here with their reason, for ops to redrive
     psa_secret_arn: str
+    planning_table: str  # the worker as applied (for margins), and its future-dated changes
+    margin_queue_url: str  # a worker's cost-rate change re-prices the projects they are planned on
+
+
+class MarginConsumerSettings(FunctionSettings):
+    ledger_table: str
+    planning_table: str
+    event_bus_name: str
+    margin_dlq_url: str  # parked projects are held here with their reason, for ops to redrive
+    psa_secret_arn: str
+    analytics_bucket: str  # ProjectMarginChanged records, append-only (margins/date=YYYY-MM-DD/...)
+    alerts_topic_arn: str  # the delivery managers' topic
+    default_margin_floor: str = Field(default="0.20", pattern=r"^0?\.[0-9]{1,4}$|^1(\.0+)?$|^0$")
+
+
+class AssignmentSweepSettings(FunctionSettings):
+    ledger_table: str  # holds the sweep's watermark (pk=SWEEP#assignments)
+    margin_queue_url: str
+    psa_secret_arn: str
+    sweep_overlap_seconds: int = Field(default=900, ge=0)
+    sweep_max_span_seconds: int = Field(default=2 * 24 * 3600, ge=1)
+    sweep_first_lookback_seconds: int = Field(default=2 * 24 * 3600, ge=0)
 
 
 class ErpBudget(BaseModel):
@@ -133,4 +158,6 @@ FUNCTION_SETTINGS: dict[str, type[FunctionSettings]] = {
     "posting_consumer": PostingConsumerSettings,
     "worker_sync": WorkerSyncSettings,
     "worker_consumer": WorkerConsumerSettings,
+    "margin_consumer": MarginConsumerSettings,
+    "assignment_sweep": AssignmentSweepSettings,
 }

@@ -19,6 +19,7 @@ from hub.events import EventPublisher
 from hub.flows.initiation.intake import business_key, correlation_id_for, intake_message
 from hub.flows.initiation.steps import StepDeps
 from hub.ledger import Ledger
+from hub.planning import PlanningStore
 from hub.routing import RoutingTable
 from local import lambda_runtime
 from tests.support.aws import REGION, drain, lambda_context, sqs_event
@@ -44,6 +45,7 @@ class World:
             crm=lambda: self.crm,
             psa=lambda: self.psa,
             erp=lambda system: self.erps[system],
+            planning=PlanningStore(hub.planning_table),
             idempotent=_powertools_idempotent(hub.idempotency_table),
         )
         lambda_runtime.install()
@@ -114,6 +116,9 @@ def test_closed_won_deal_becomes_customer_project_wbs_billing_schedule_and_erp_j
     project_id = w.psa.projects["sf-opp-0065g00000AbCdEAAV"]
     assert set(w.psa.tasks[project_id]) == {"1", "1.1", "1.2", "2", "2.1", "2.2"}
     assert set(w.psa.billing[project_id]) == {"M1", "M2"}
+    profile = PlanningStore(hub.planning_table).project(project_id)  # what its margin is priced against
+    assert profile.project.billing_schedule.scheduled_total.amount == 120000
+    assert profile.project.customer.name == "Northwind Traders" and profile.floor is None
     assert w.crm.write_backs[-1]["status"] == "Project Active"
     assert w.crm.write_backs[-1]["psa_project_id"] == project_id
     assert tx["refs"]["psaProjectId"] == project_id and tx["refs"]["erpSystem"] == "netsuite-us"

@@ -11,10 +11,12 @@ import pytest
 from hub.errors import DataValidationError, ThrottledError
 from hub.events import EventPublisher
 from hub.flows.workforce.consumer import Disposition, Fate, WorkerConsumerDeps, consume_workers
+from hub.flows.workforce.projects import MarginRequest
 from hub.flows.workforce.sync import WorkerMessage
 from hub.ledger import Ledger
+from hub.planning import PlanningStore
 from tests.support.fakes import FakePsaResources
-from tests.support.workforce_builders import rate, worker
+from tests.support.workforce_builders import placement, rate, worker
 
 TODAY = dt.date(2026, 11, 20)
 CHANGED = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
@@ -30,6 +32,7 @@ class World:
         self.psa = FakePsaResources()
         self.held: list[tuple[str, str, str | None]] = []
         self.resent: list[tuple[WorkerMessage, int, int]] = []
+        self.repriced: list[MarginRequest] = []
         self.ledger = Ledger(hub.ledger_table)
         self.deps = WorkerConsumerDeps(
             ledger=self.ledger,
@@ -39,6 +42,8 @@ class World:
             resend=lambda message, delay, times: self.resent.append((message, delay, times)),
             today=lambda: TODAY,
             jitter=lambda: 0.5,
+            planning=PlanningStore(hub.planning_table),
+            reprice=self.repriced.extend,
         )
         self._n = 0
 
@@ -170,3 +175,79 @@ def test_the_handler_reports_retries_as_batch_item_failures_and_holds_parked_wor
     [held] = drain(hub.worker_dlq_url)
     assert json.loads(held["Body"])["worker"]["hcm_id"] == "E2"
     assert "unknown department" in held["MessageAttributes"]["parkedReason"]["StringValue"]
+
+
+# ------------------------------------------------------------------ what the margin flow needs from a worker
+
+
+def test_an_applied_worker_is_kept_for_margins_and_its_future_dated_changes_are_due_on_their_days(world):
+    raise_on = dt.date(2026, 12, 1)
+    transfer_on = dt.date(2027, 1, 1)
+    leaver = changed(
+        "E1",
+        cost_rates=(
+            rate("80.00", start=dt.date(2024, 1, 1), end=raise_on - dt.timedelta(days=1)),
+            rate("95.00", start=raise_on),
+        ),
+        placements=(placement(end=transfer_on - dt.timedelta(days=1)), placement("UK01", start=transfer_on)),
+        end_date=dt.date(2027, 3, 31),
+    )
+
+    world.consume(leaver)
+
+    planning = world.deps.planning
+    assert planning.workers(["E1"])["E1"] == leaver
+    assert planning.due(raise_on) == ["E1"] and planning.due(transfer_on) == ["E1"]
+    assert planning.due(dt.date(2027, 4, 1)) == ["E1"]  # deactivated the day after the last day
+    assert planning.due(TODAY) == []  # what is in effect today was applied now
+
+
+def test_a_cost_rate_change_reprices_the_projects_the_worker_is_planned_on_naming_the_change(world):
+    world.consume(changed("E1"))
+    world.deps.planning.plan_on("880001", ["E1"])
+    world.deps.planning.plan_on("880002", ["E1", "E2"])
+
+    raised = changed(
+        "E1",
+        30,
+        cost_rates=(
+            rate("80.00", start=dt.date(2024, 1, 1), end=dt.date(2026, 11, 15)),
+            rate("92.50", start=dt.date(2026, 11, 16)),
+        ),
+    )
+    world.consume(raised)
+    world.consume(changed("E2", 40, skills=("sql",)))  # not planned anywhere, and its rates did not change
+
+    assert sorted(r.psa_project_id for r in world.repriced) == ["880001", "880002"]
+    cause = world.repriced[0].cause
+    assert cause.kind == "worker" and cause.worker_hcm_id == "E1"
+    assert cause.detail == "the cost rate of worker E1 is 92.50 USD/h from 2026-11-16 (was 80.00 USD/h)"
+
+
+def test_a_skills_change_reprices_nothing(world):
+    world.consume(changed("E1"))
+    world.deps.planning.plan_on("880001", ["E1"])
+
+    world.consume(changed("E1", 5, skills=("python",)))
+
+    assert world.repriced == []
+
+
+def test_on_its_day_an_applied_change_is_applied_again_and_a_later_hcm_change_supersedes_it(world):
+    first = changed(
+        "E1",
+        cost_rates=(
+            rate("80.00", start=dt.date(2024, 1, 1), end=dt.date(2026, 11, 30)),
+            rate("95.00", start=dt.date(2026, 12, 1)),
+        ),
+    )
+    world.consume(first)
+
+    on_the_day = WorkerMessage(worker=first, source="effective-date", effective_on=dt.date(2026, 12, 1))
+    again = world.consume(on_the_day.model_dump_json())
+    redelivered = world.consume(on_the_day.model_dump_json())
+    older_hcm_change = world.consume(changed("E1", -5))
+
+    assert again.count(Fate.UNCHANGED) + again.count(Fate.APPLIED) == 1
+    assert redelivered.count(Fate.DUPLICATE) == 1 and older_hcm_change.count(Fate.DUPLICATE) == 1
+    assert world.psa.upserted == ["E1", "E1"]

@@ -12,7 +12,8 @@ import pytest
 
 from hub.connectors.http import RetryPolicy
 from hub.connectors.workday import WorkdayHcm
-from hub.flows.workforce.sync import KIND, run_worker_sync
+from hub.flows.workforce.sync import KIND, WorkerMessage, queue_due_changes, run_worker_sync
+from hub.planning import PlanningStore
 from hub.sweeps.watermarks import WatermarkStore
 from local.sandboxes import Faults, WorkdaySandbox
 from tests.support.aws import REGION
@@ -164,6 +165,7 @@ def test_the_scheduled_handler_queues_changed_workers_and_parks_unmappable_ones_
     clock.now = T0 - HOUR
     us, uk = workday.seed_workers(2, legal_entities=("PSHUB_US", "PSHUB_UK"))
     clock.now = T0
+    planning = PlanningStore(hub.planning_table)
     deps = module.SyncDeps(
         hcm=lambda: adapter(workday, entities={"PSHUB_US": "US01"}),
         store=WatermarkStore(hub.ledger_table),
@@ -172,6 +174,7 @@ def test_the_scheduled_handler_queues_changed_workers_and_parks_unmappable_ones_
         overlap=OVERLAP,
         max_span=dt.timedelta(days=1),
         first_lookback=2 * HOUR,
+        due=lambda day: list(planning.workers(planning.due(day)).values()),
         clock=clock,
     )
 
@@ -182,3 +185,41 @@ def test_the_scheduled_handler_queues_changed_workers_and_parks_unmappable_ones_
     parked = ledger.get("worker:" + uk)
     assert parked["status"] == "PARKED" and "PSHUB_UK" in parked["reason"]
     assert answer["runs"][0]["enqueued"] == 1 and answer["runs"][0]["unmappable"] == 1
+
+
+def test_changes_dated_today_are_queued_again_on_their_day_and_a_missed_day_is_caught_up(hub):
+    from tests.support.workforce_builders import rate, worker
+
+    planning = PlanningStore(hub.planning_table)
+    store = WatermarkStore(hub.ledger_table)
+    raised = worker(
+        hcm_id="E1",
+        changed_at=T0,
+        cost_rates=(rate("80", end=dt.date(2026, 11, 30)), rate("95", start=dt.date(2026, 12, 1))),
+    )
+    leaver = worker(hcm_id="E2", changed_at=T0, end_date=dt.date(2026, 12, 1))
+    for w in (raised, leaver):
+        planning.put_worker(w, 1)
+    planning.due_on(dt.date(2026, 12, 1), ["E1"])
+    planning.due_on(dt.date(2026, 12, 2), ["E2"])  # the day after the last day
+    queued: list[WorkerMessage] = []
+
+    def run(day: dt.date):
+        return queue_due_changes(
+            store=store,
+            due=lambda d: list(planning.workers(planning.due(d)).values()),
+            enqueue=queued.extend,
+            today=day,
+        )
+
+    first = run(dt.date(2026, 11, 30))  # the first run: today only, nothing due
+    again = run(dt.date(2026, 11, 30))  # the next hour: the day is done
+    caught_up = run(dt.date(2026, 12, 2))  # the 1st was missed (no run): both days now
+
+    assert (first.days, first.enqueued, again.days) == ([dt.date(2026, 11, 30)], 0, [])
+    assert caught_up.days == [dt.date(2026, 12, 1), dt.date(2026, 12, 2)]
+    assert [(m.worker.hcm_id, m.effective_on, m.source) for m in queued] == [
+        ("E1", dt.date(2026, 12, 1), "effective-date"),
+        ("E2", dt.date(2026, 12, 2), "effective-date"),
+    ]
+    assert queued[0].version > int(T0.timestamp() * 1_000_000)  # newer than the change it repeats

@@ -27,6 +27,8 @@ class HubResources:
     ledger_table: str = "pshub-ledger"
     routing_table: str = "pshub-routing"
     idempotency_table: str = "pshub-idempotency"
+    planning_table: str = "pshub-planning"
+    analytics_bucket: str = "pshub-analytics"
     bus_name: str = "pshub-events"
     intake_queue_url: str = ""
     intake_dlq_url: str = ""
@@ -34,6 +36,10 @@ class HubResources:
     posting_dlq_url: str = ""
     worker_queue_url: str = ""
     worker_dlq_url: str = ""
+    margin_queue_url: str = ""
+    margin_dlq_url: str = ""
+    alerts_queue_url: str = ""  # subscribed to the delivery managers' topic
+    alerts_topic_arn: str = ""
     psa_webhook_secret_arn: str = ""
     events_tap_url: str = ""
     webhook_secret_arn: str = ""
@@ -81,6 +87,12 @@ def create_tables(res: HubResources) -> None:
     )
     ddb.create_table(
         TableName=res.routing_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", **s}, {"AttributeName": "sk", **s}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    ddb.create_table(
+        TableName=res.planning_table,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "pk", **s}, {"AttributeName": "sk", **s}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -213,6 +225,29 @@ def build(res: HubResources) -> HubResources:
             "VisibilityTimeout": "360",
         },
     )["QueueUrl"]
+    res.margin_dlq_url = sqs.create_queue(QueueName="pshub-margin-dlq")["QueueUrl"]
+    margin_dlq_arn = sqs.get_queue_attributes(QueueUrl=res.margin_dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    res.margin_queue_url = sqs.create_queue(
+        QueueName="pshub-margin",
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": margin_dlq_arn, "maxReceiveCount": "5"}),
+            "VisibilityTimeout": "360",
+        },
+    )["QueueUrl"]
+    res.alerts_queue_url = sqs.create_queue(QueueName="pshub-alerts-tap")["QueueUrl"]
+    sns = boto3.client("sns", region_name=REGION)
+    res.alerts_topic_arn = sns.create_topic(Name="pshub-delivery-managers")["TopicArn"]
+    sns.subscribe(
+        TopicArn=res.alerts_topic_arn,
+        Protocol="sqs",
+        Endpoint=sqs.get_queue_attributes(QueueUrl=res.alerts_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"],
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=res.analytics_bucket)
     res.events_tap_url = sqs.create_queue(QueueName="pshub-events-tap")["QueueUrl"]
     tap_arn = sqs.get_queue_attributes(QueueUrl=res.events_tap_url, AttributeNames=["QueueArn"])[
         "Attributes"
@@ -259,6 +294,11 @@ def build(res: HubResources) -> HubResources:
         "WORKER_QUEUE_URL": res.worker_queue_url,
         "WORKER_DLQ_URL": res.worker_dlq_url,
         "HCM_SECRET_ARN": "unused-in-integration",
+        "PLANNING_TABLE": res.planning_table,
+        "MARGIN_QUEUE_URL": res.margin_queue_url,
+        "MARGIN_DLQ_URL": res.margin_dlq_url,
+        "ANALYTICS_BUCKET": res.analytics_bucket,
+        "ALERTS_TOPIC_ARN": res.alerts_topic_arn,
         "ERP_BUDGETS": json.dumps(
             {
                 "netsuite-us": {"pool": "netsuite", "limit": 5},

@@ -31,6 +31,7 @@ from hub.flows.initiation.rules import describe, problems_for_initiation
 from hub.ledger import Ledger, Status
 from hub.model import EventEnvelope, Opportunity, Project
 from hub.observability import logger
+from hub.planning import PlanningStore
 from hub.routing import RoutingTable
 
 State = Mapping[str, Any]
@@ -49,6 +50,7 @@ class StepDeps:
     crm: Callable[[], CrmPort]
     psa: Callable[[], PsaPort]
     erp: Callable[[str], ErpPort]
+    planning: PlanningStore  # the project as initiated, for its planned margin
     idempotent: IdempotentWrap | None = None
     _wrapped: dict[str, Callable[[State], Result]] = field(default_factory=dict)
 
@@ -122,6 +124,8 @@ def create_billing_schedule(state: State, deps: StepDeps) -> Result:
     item_ids = deps.psa().ensure_billing_schedule(
         state["psa"]["projectId"], project.billing_schedule, state["wbs"]["taskIds"]
     )
+    # What the margin flow prices the project's staffing against (an idempotent put: a retry rewrites it).
+    deps.planning.put_project(project, state["psa"]["projectId"])
     return {"itemIds": item_ids, "count": len(item_ids)}
 
 

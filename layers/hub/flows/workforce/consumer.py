@@ -32,10 +32,12 @@ from hub.connectors.ports import PsaResourcePort, ResourceResult
 from hub.errors import RETRYABLE, HubError, ThrottledError, TransientError, field_problems
 from hub.events import EventPublisher
 from hub.flows.workforce import WORKER_SYNC_FLOW
+from hub.flows.workforce.projects import Cause, MarginRequest
 from hub.flows.workforce.sync import WorkerMessage, correlation_id_for
 from hub.ledger import NOT_COMPLETED, Checkpoint, Ledger, Status
 from hub.model import EventEnvelope
 from hub.model.workforce import Worker
+from hub.planning import PlanningStore
 from hub.redelivery import BatchMessages, Disposition, MessageOutcome, redelivery_delay
 
 
@@ -57,16 +59,16 @@ class WorkerConsumerDeps:
     resend: Callable[
         [WorkerMessage, int, int], None
     ]  # (message, delay seconds, times throttled) -> the queue
+    planning: PlanningStore  # the worker as applied, for margins; its future-dated changes
+    reprice: Callable[[Sequence[MarginRequest]], object]  # -> the margin queue
     today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(dt.UTC).date())
     claim_lease_seconds: float = 300.0
     jitter: Callable[[], float] = field(default=random.random)
 
 
-def version_of(worker: Worker) -> int:
-    """A change's version: the HCM's change instant in microseconds (changes of one worker order by it)."""
-    if worker.changed_at is None:
-        raise ValueError(f"worker {worker.hcm_id} has no change instant")
-    return int(worker.changed_at.timestamp() * 1_000_000)
+def version_of(message: WorkerMessage) -> int:
+    """A change's version (:attr:`WorkerMessage.version`): changes of one worker order by it."""
+    return message.version
 
 
 def consume_workers(messages: Sequence[tuple[str, str, int]], deps: WorkerConsumerDeps) -> BatchMessages:
@@ -76,7 +78,7 @@ def consume_workers(messages: Sequence[tuple[str, str, int]], deps: WorkerConsum
     for message_id, body, throttled in messages:
         try:
             message = WorkerMessage.model_validate_json(body)
-            version_of(message.worker)
+            version_of(message)
         except (ValidationError, ValueError) as exc:
             problems = field_problems(exc) if isinstance(exc, ValidationError) else []
             reason = "not a worker message: " + (
@@ -89,7 +91,7 @@ def consume_workers(messages: Sequence[tuple[str, str, int]], deps: WorkerConsum
             continue
         hcm_id = message.worker.hcm_id
         kept = latest.get(hcm_id)
-        if kept is not None and version_of(kept[1].worker) >= version_of(message.worker):
+        if kept is not None and version_of(kept[1]) >= version_of(message):
             outcome.messages.append(_superseded(message_id))
             continue
         if kept is not None:
@@ -117,14 +119,14 @@ def _apply(
     for message_id, message, throttled in batch:
         worker, cid = message.worker, message.correlation_id
         applied = ((headers.get(cid) or {}).get("refs") or {}).get("postedVersion")
-        if applied is not None and int(applied) >= version_of(worker):
+        if applied is not None and int(applied) >= version_of(message):
             outcome.messages.append(
                 MessageOutcome(message_id, Disposition.DONE, Fate.DUPLICATE, "this change is applied already")
             )
             continue
         if deps.ledger.claim(
             cid,
-            version=version_of(worker),
+            version=version_of(message),
             owner=owner,
             lease_seconds=deps.claim_lease_seconds,
             create=None if cid in headers else _create_fields(worker),
@@ -169,13 +171,10 @@ def _apply(
             applied_now.append((message_id, message, result))
     try:
         deps.events.publish(
-            *(
-                _worker_updated(m.worker, r, deps.today())
-                for _, m, r in applied_now
-                if r.outcome != "unchanged"
-            )
+            *(_worker_updated(m, r, deps.today()) for _, m, r in applied_now if r.outcome != "unchanged")
         )
-    except TransientError as error:  # the bus refused: apply again later (the upsert finds them unchanged)
+        keep_for_planning([m for _, m, _ in applied_now], deps)
+    except TransientError as error:  # the bus or the margin queue refused: apply again later (unchanged then)
         for message_id, message, _ in applied_now:
             deps.ledger.release(message.correlation_id, owner=owner)
             outcome.messages.append(MessageOutcome(message_id, Disposition.RETRY, Fate.RETRY, error.message))
@@ -186,7 +185,7 @@ def _apply(
             message.correlation_id,
             Status.COMPLETED,
             refs={
-                "postedVersion": version_of(message.worker),
+                "postedVersion": version_of(message),
                 "psaUserId": result.psa_user_id,
                 "outcome": result.outcome,
             },
@@ -217,13 +216,14 @@ def _create_fields(worker: Worker) -> dict[str, Any]:
     }
 
 
-def _worker_updated(worker: Worker, result: ResourceResult, today: dt.date) -> EventEnvelope:
+def _worker_updated(message: WorkerMessage, result: ResourceResult, today: dt.date) -> EventEnvelope:
     """``WorkerUpdated``: who changed and how, never personal data (no name)."""
+    worker = message.worker
     placement = worker.placement_on(today) or worker.placements[-1]
     rate = worker.rate_on(today)
     cid = correlation_id_for(worker.hcm_id)
     return EventEnvelope(
-        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:WorkerUpdated:{version_of(worker)}")),
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"pshub:{cid}:WorkerUpdated:{version_of(message)}")),
         type="WorkerUpdated",
         correlationid=cid,
         subject=worker.hcm_id,
@@ -241,3 +241,74 @@ def _worker_updated(worker: Worker, result: ResourceResult, today: dt.date) -> E
             "changedAt": worker.changed_at.isoformat() if worker.changed_at else None,
         },
     )
+
+
+def keep_for_planning(messages: Sequence[WorkerMessage], deps: WorkerConsumerDeps) -> None:
+    """After the PSA has them: keep each worker as the margin flow prices them, remember the days its
+    future-dated changes take effect (the PSA holds only today's), and re-price the projects a worker is
+    planned on when its cost rates or working dates changed."""
+    today = deps.today()
+    before = deps.planning.workers(m.worker.hcm_id for m in messages)
+    due: dict[dt.date, list[str]] = {}
+    requests: list[MarginRequest] = []
+    for message in messages:
+        worker = message.worker
+        deps.planning.put_worker(worker, version_of(message))
+        for day in effective_days(worker):
+            if day > today:
+                due.setdefault(day, []).append(worker.hcm_id)
+        old = before.get(worker.hcm_id)
+        if old is None or not _prices_differ(old, worker):
+            continue
+        cause = Cause(
+            kind="worker",
+            detail=describe_change(old, worker),
+            worker_hcm_id=worker.hcm_id,
+            at=worker.changed_at or dt.datetime.now(dt.UTC),
+        )
+        requests.extend(
+            MarginRequest(psa_project_id=pid, cause=cause) for pid in deps.planning.projects_of(worker.hcm_id)
+        )
+    for day, ids in sorted(due.items()):
+        deps.planning.due_on(day, ids)
+    if requests:
+        deps.reprice(requests)
+
+
+def effective_days(worker: Worker) -> set[dt.date]:
+    """The days the PSA's view of the worker changes: each rate and placement, the hire, the day after the
+    last day (deactivated then)."""
+    days = {r.effective_from for r in worker.cost_rates} | {p.effective_from for p in worker.placements}
+    days.add(worker.hire_date)
+    if worker.end_date is not None:
+        days.add(worker.end_date + dt.timedelta(days=1))
+    return days
+
+
+def _prices_differ(old: Worker, new: Worker) -> bool:
+    return (old.cost_rates, old.hire_date, old.end_date) != (new.cost_rates, new.hire_date, new.end_date)
+
+
+def describe_change(old: Worker, new: Worker) -> str:
+    """The change, for the delivery manager: the worker by HCM id only."""
+    parts: list[str] = []
+    known = {(r.effective_from, r.hourly) for r in old.cost_rates}  # closing a rate is not a change of it
+    added = [r for r in new.cost_rates if (r.effective_from, r.hourly) not in known]
+    for rate in added:
+        was = old.rate_on(rate.effective_from)
+        before = f" (was {was.hourly.amount} {was.hourly.currency}/h)" if was else ""
+        parts.append(
+            f"the cost rate of worker {new.hcm_id} is {rate.hourly.amount} {rate.hourly.currency}/h from "
+            f"{rate.effective_from}{before}"
+        )
+    if not added and old.cost_rates != new.cost_rates:
+        parts.append(f"the cost-rate history of worker {new.hcm_id} was corrected in the HCM")
+    if old.end_date != new.end_date:
+        parts.append(
+            f"worker {new.hcm_id} leaves after {new.end_date}"
+            if new.end_date
+            else f"worker {new.hcm_id} no longer has a last day"
+        )
+    if old.hire_date != new.hire_date:
+        parts.append(f"worker {new.hcm_id} starts on {new.hire_date}")
+    return "; ".join(parts)[:500] or f"worker {new.hcm_id} changed in the HCM"

@@ -19,7 +19,7 @@ def enqueue_workers(sqs: Any, queue_url: str, messages: Sequence[WorkerMessage])
     """Each worker once (the latest change of one worker wins), ten a call; TransientError if some could not
     be queued."""
     latest: dict[str, WorkerMessage] = {}
-    for message in sorted(messages, key=lambda m: m.worker.changed_at or _NEVER):
+    for message in sorted(messages, key=_order):
         latest[message.worker.hcm_id] = message
     return send_all(
         sqs,
@@ -27,6 +27,10 @@ def enqueue_workers(sqs: Any, queue_url: str, messages: Sequence[WorkerMessage])
         [(m.model_dump_json(), m.correlation_id) for m in latest.values()],
         what="worker change(s)",
     )
+
+
+def _order(message: WorkerMessage) -> tuple[dt.datetime, dt.date]:
+    return (message.worker.changed_at or _NEVER, message.effective_on or dt.date.min)
 
 
 def park_unmappable(ledger: Ledger, hcm_id: str, error: DataValidationError) -> str:

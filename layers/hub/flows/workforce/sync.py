@@ -34,20 +34,37 @@ KIND = "workers"  # the watermark's kind in the ledger table (SWEEP#workers)
 MIN_REMAINING_SECONDS = 20.0
 
 
-Source = Literal["schedule", "full-sync", "redrive"]
+Source = Literal["schedule", "full-sync", "redrive", "effective-date"]
+EFFECTIVE_KIND = "effective-dates"  # the watermark of the days whose effective-dated changes were queued
 
 
 class WorkerMessage(BaseModel):
-    """One worker on the worker queue: the canonical worker as the HCM has it at ``worker.changed_at``."""
+    """One worker on the worker queue: the canonical worker as the HCM has it at ``worker.changed_at``;
+    ``effective_on``: sent again on the day one of its future-dated changes (a rate, a transfer, a hire or the
+    day after the last) takes effect, for a PSA that holds only what is in effect today."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     worker: Worker
     source: Source = "schedule"
+    effective_on: dt.date | None = None
 
     @property
     def correlation_id(self) -> str:
         return correlation_id_for(self.worker.hcm_id)
+
+    @property
+    def version(self) -> int:
+        """The change's version, in microseconds: the HCM's change instant, or the start (UTC) of the day it
+        takes effect when that is later, so a change applied early is applied again on its day, and any
+        later HCM change supersedes both."""
+        if self.worker.changed_at is None:
+            raise ValueError(f"worker {self.worker.hcm_id} has no change instant")
+        changed = int(self.worker.changed_at.timestamp() * 1_000_000)
+        if self.effective_on is None:
+            return changed
+        day = dt.datetime.combine(self.effective_on, dt.time(), tzinfo=dt.UTC)
+        return max(changed, int(day.timestamp() * 1_000_000))
 
 
 def correlation_id_for(hcm_id: str) -> str:
@@ -153,3 +170,38 @@ def _one_window(
         advanced_to=new if moved else None,
         reason=None if moved else "watermark-moved",
     )
+
+
+class DueRun(_Model):
+    """The effective-dated changes queued for the days since the last run (``days``), or why not."""
+
+    days: list[dt.date]
+    enqueued: int
+    reason: str | None = None
+
+
+def queue_due_changes(
+    *,
+    store: WatermarkPort,
+    due: Callable[[dt.date], Sequence[Worker]],
+    enqueue: Enqueue,
+    today: dt.date,
+) -> DueRun:
+    """Queue every worker with a change taking effect on a day since the last run, up to ``today`` (first run:
+    today only), as the hub last applied them; the day-watermark moves only once they are queued, so a
+    missed hour or day is caught up and a day is not queued twice by runs that agree on the watermark."""
+    stored = store.get(EFFECTIVE_KIND)
+    first = stored.date() + dt.timedelta(days=1) if stored is not None else today
+    days = [first + dt.timedelta(days=n) for n in range((today - first).days + 1)]
+    if not days:
+        return DueRun(days=[], enqueued=0)
+    messages = [
+        WorkerMessage(worker=w, source="effective-date", effective_on=day) for day in days for w in due(day)
+    ]
+    try:
+        if messages:
+            enqueue(messages)
+    except TransientError:
+        return DueRun(days=days, enqueued=0, reason="enqueue-failed")
+    moved = store.save(EFFECTIVE_KIND, dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC), expected=stored)
+    return DueRun(days=days, enqueued=len(messages), reason=None if moved else "moved-by-another-run")
