@@ -22,7 +22,18 @@ from infra.stack import HubStack
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_OUTDIR = "cdk.out"
-CONFIG_KEYS = ("stackName", "erpSystems", "crmOrgId")
+# The context keys HubConfig.from_context is given (a key missing here is left at its default). erpPools is
+# not passed yet: cdk.json's pools name cdk.json's systems, so `-c erpSystems=...` alone would fail its check.
+CONFIG_KEYS = (
+    "stackName",
+    "erpSystems",
+    "crmOrgId",
+    "postingMaxConcurrency",
+    "sweepMinutes",
+    "workerSyncMinutes",
+    "assignmentSweepCron",
+    "defaultMarginFloor",
+)
 
 
 def cdk_json_context() -> dict[str, Any]:

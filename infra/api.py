@@ -2,8 +2,9 @@
 
 - ``POST /v1/webhooks/crm/opportunities`` -> ``crm_webhook``: no API Gateway authorizer, the handler
   authenticates every delivery (Standard Webhooks signature, or the Salesforce org of an Outbound Message).
-- ``POST /v1/webhooks/psa/time-entries`` and ``.../expenses`` -> ``psa_webhook``: authenticated the same way
-  (Standard Webhooks signature, in the handler).
+- ``POST /v1/webhooks/psa/time-entries``, ``.../expenses`` and ``.../assignments`` -> ``psa_webhook``:
+  authenticated the same way (Standard Webhooks signature, in the handler). Assignment changes name the
+  projects whose margin the hub re-prices.
 - ``GET /v1/transactions/{correlationId}`` -> ``transactions_api``: ``AWS_IAM`` (SigV4) for portals and ops.
 
 Access logs go to their own log group, execution logging without bodies, stage throttling, X-Ray.
@@ -20,6 +21,8 @@ from constructs import Construct
 from infra.nag import acknowledge
 
 STAGE_NAME = "live"
+# POST /v1/webhooks/psa/<path>, all served by psa_webhook.
+PSA_WEBHOOK_PATHS = ("time-entries", "expenses", "assignments")
 
 
 class HubApi(Construct):
@@ -127,7 +130,7 @@ class HubApi(Construct):
 
         psa = webhooks.add_resource("psa")
         self.psa_webhook_methods = []
-        for path in ("time-entries", "expenses"):
+        for path in PSA_WEBHOOK_PATHS:
             method = psa.add_resource(path).add_method(
                 "POST",
                 apigw.LambdaIntegration(psa_webhook_function, proxy=True),

@@ -18,15 +18,25 @@ DEFAULT_ERP_POOL_LIMIT = 5  # NetSuite's base tier; Business Central runs 5 requ
 DEFAULT_POSTING_MAX_CONCURRENCY = 10
 DEFAULT_SWEEP_MINUTES = 15
 DEFAULT_WORKER_SYNC_MINUTES = 60  # new hires, leavers, transfers and rate changes in the PSA within the hour
+# The nightly assignment sweep (EventBridge cron, UTC): after the PSA's day, before delivery managers' morning.
+DEFAULT_ASSIGNMENT_SWEEP_CRON = "cron(0 2 * * ? *)"
+# A project's planned margin below this (a fraction of revenue) alerts the delivery managers, unless the project
+# or its legal entity has a floor of its own (the planning table).
+DEFAULT_MARGIN_FLOOR = "0.20"
 
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
 _SYSTEM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _ORG_ID = re.compile(r"^[A-Za-z0-9]{15,18}$")  # the same rule as CrmWebhookSettings.crm_org_id
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# EventBridge's six fields: minutes hours day-of-month month day-of-week year.
+_CRON = re.compile(r"^cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)$")
+# The same rule as MarginConsumerSettings.default_margin_floor: a fraction 0..1, at most four decimals.
+_MARGIN_FLOOR = re.compile(r"^0?\.[0-9]{1,4}$|^1(\.0+)?$|^0$")
 
 # Who alerts are routed to (one SNS topic each, infra/monitoring.py): deals that did not become projects,
-# the platform itself being unhealthy, and time or expenses that did not reach the ledger.
-AUDIENCES = ("sales-ops", "integration-engineers", "finance-ops")
+# the platform itself being unhealthy, time or expenses that did not reach the ledger (and projects whose
+# margin cannot be computed from finance's data), and projects whose planned margin fell below its floor.
+AUDIENCES = ("sales-ops", "integration-engineers", "finance-ops", "delivery-managers")
 
 
 class ConfigError(ValueError):
@@ -55,6 +65,10 @@ class HubConfig:
     posting_max_concurrency: int = DEFAULT_POSTING_MAX_CONCURRENCY
     sweep_minutes: int = DEFAULT_SWEEP_MINUTES
     worker_sync_minutes: int = DEFAULT_WORKER_SYNC_MINUTES
+    # The whole EventBridge expression, as the rule takes it: "cron(0 2 * * ? *)" (UTC).
+    assignment_sweep_cron: str = DEFAULT_ASSIGNMENT_SWEEP_CRON
+    # A decimal string, never a float: it reaches MarginConsumerSettings.default_margin_floor unchanged.
+    default_margin_floor: str = DEFAULT_MARGIN_FLOOR
 
     def pool_of(self, system: str) -> ErpPool:
         return (self.erp_pools or {}).get(system) or ErpPool(pool=system, limit=DEFAULT_ERP_POOL_LIMIT)
@@ -90,6 +104,18 @@ class HubConfig:
             raise ConfigError(f"sweepMinutes {self.sweep_minutes}: give 1..1440")
         if not 1 <= self.worker_sync_minutes <= 1440:
             raise ConfigError(f"workerSyncMinutes {self.worker_sync_minutes}: give 1..1440")
+        cron = _CRON.match(self.assignment_sweep_cron)
+        # EventBridge takes "?" in exactly one of day-of-month and day-of-week.
+        if not cron or (cron.group(3) == "?") == (cron.group(5) == "?"):
+            raise ConfigError(
+                f"assignmentSweepCron {self.assignment_sweep_cron!r}: give an EventBridge cron expression "
+                f"(UTC; '?' in day-of-month or day-of-week), e.g. {DEFAULT_ASSIGNMENT_SWEEP_CRON!r}"
+            )
+        if not _MARGIN_FLOOR.match(self.default_margin_floor):
+            raise ConfigError(
+                f"defaultMarginFloor {self.default_margin_floor!r}: give a fraction of revenue between 0 and 1 "
+                f"with at most four decimals, e.g. {DEFAULT_MARGIN_FLOOR!r}"
+            )
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> HubConfig:
@@ -121,6 +147,10 @@ class HubConfig:
             posting_max_concurrency=concurrency,
             sweep_minutes=sweep_minutes,
             worker_sync_minutes=worker_sync_minutes,
+            assignment_sweep_cron=str(
+                context.get("assignmentSweepCron", DEFAULT_ASSIGNMENT_SWEEP_CRON)
+            ).strip(),
+            default_margin_floor=str(context.get("defaultMarginFloor", DEFAULT_MARGIN_FLOOR)).strip(),
         )
 
 

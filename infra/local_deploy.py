@@ -30,11 +30,12 @@ The local stack and the infra tests call :func:`deploy_to_moto` with a boto3 ses
 6. returns the stack outputs.
 
 Left out of the moto deployment (no moto model, nothing the local stack needs): ``AWS::SQS::QueuePolicy``
-(the TLS-only policies), ``AWS::ApiGateway::Account``, ``RequestValidator`` and ``Model`` (see
-``LEFT_OUT``). Dropped by moto, harmless for the local stack (handlers run in-process): functions'
-``Architectures`` (they show as x86_64), ``TracingConfig`` and ``LoggingConfig``; a queue's
+and ``AWS::S3::BucketPolicy`` (the TLS-only policies), ``AWS::ApiGateway::Account``, ``RequestValidator``
+and ``Model`` (see ``LEFT_OUT``). Dropped by moto, harmless for the local stack (handlers run in-process):
+functions' ``Architectures`` (they show as x86_64), ``TracingConfig`` and ``LoggingConfig``; a queue's
 ``RedriveAllowPolicy`` (kept, not reported by GetQueueAttributes; moto has no StartMessageMoveTask);
-DynamoDB TTL stays disabled.
+a bucket's versioning, lifecycle rules, public access block and ownership controls (moto keeps only its
+encryption); DynamoDB TTL stays disabled.
 """
 
 from __future__ import annotations
@@ -237,6 +238,7 @@ def _publish_layers(template: dict[str, Any], lambda_: Any, account: str, region
 LEFT_OUT = frozenset(
     {
         "AWS::SQS::QueuePolicy",  # TLS-only queue policies
+        "AWS::S3::BucketPolicy",  # the analytics bucket's TLS-only policy
         "AWS::ApiGateway::Account",  # the account's CloudWatch role setting
         "AWS::ApiGateway::RequestValidator",
         "AWS::ApiGateway::Model",

@@ -1,6 +1,6 @@
 """Alarms in business terms, routed to the audience that acts on them, and the operations dashboard.
 
-Three audiences, one SNS topic each:
+Four audiences, one SNS topic each:
 
 - ``sales-ops``: closed-won deals that did not become projects (parked in the intake dead-letter queue,
   project initiation stopped). They fix the deal in Salesforce and redrive.
@@ -8,7 +8,11 @@ Three audiences, one SNS topic each:
   errors and throttles, API server errors, workflow timeouts and throttling).
 - ``finance-ops``: approved time and expenses that could not post (parked in the posting dead-letter queue
   with the rule and values that failed), or a sweep that could not finish. They fix the entry in the PSA or
-  the posting configuration, and redrive.
+  the posting configuration, and redrive. Also projects whose margin cannot be computed from finance's data
+  (parked in the margin dead-letter queue: a missing FX rate, a billing schedule in another currency): they
+  add the rate or correct the currency, and redrive.
+- ``delivery-managers``: business alerts, published by the margin consumer itself (not by an alarm): a
+  project's planned margin fell below its floor. Its role may publish to this topic and use the key for it.
 
 Every alarm description says what happened, who is affected and what to do, in words a sales-ops or
 finance-ops reader understands; the alarm notifies its audience when it fires and again when it clears.
@@ -18,7 +22,9 @@ subscriptions, or subscribe chat/on-call tools to the topics (their ARNs are sta
 The topics are encrypted with a customer-managed key (rotated yearly): CloudWatch alarms cannot publish to
 a topic encrypted with the AWS-managed ``alias/aws/sns`` key, whose policy cannot be changed to let
 CloudWatch use it. The key and the topics admit CloudWatch only for this stack's alarms (by name prefix,
-in this account), and the topics refuse anything not sent over TLS.
+in this account), and the topics refuse anything not sent over TLS. The hub's own publishers (the margin
+consumer) get ``sns:Publish`` and the key's ``kms:GenerateDataKey*``/``kms:Decrypt`` in their roles' policies
+(:meth:`Monitoring.grant_publish`): the key's policy lets the account's IAM policies grant it.
 
 No metric math: every alarm watches one metric, unlabelled (CDK renders a labelled one as a math query).
 """
@@ -42,12 +48,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.config import AUDIENCES
+from infra.nag import acknowledge
 
-SALES_OPS, INTEGRATION_ENGINEERS, FINANCE_OPS = AUDIENCES
+SALES_OPS, INTEGRATION_ENGINEERS, FINANCE_OPS, DELIVERY_MANAGERS = AUDIENCES
 # The function folders whose Powertools metrics (dimension ``service``) the alarms and dashboard read.
 WEBHOOK_SERVICE = "crm_webhook"
 STARTER_SERVICE = "initiation_starter"
 POSTING_SERVICE = "posting_consumer"
+MARGIN_SERVICE = "margin_consumer"
 
 FIVE_MINUTES = Duration.minutes(5)
 FIFTEEN_MINUTES = Duration.minutes(15)
@@ -120,6 +128,19 @@ FUNCTION_IMPACTS: dict[str, FunctionImpact] = {
         "again later); a worker that keeps failing is held in the worker dead-letter queue",
         recovery="then redrive the worker dead-letter queue from the SQS console",
     ),
+    "margin_consumer": FunctionImpact(
+        work="Re-pricing the planned margin of projects whose staffing or cost rates changed",
+        affected="delivery managers: projects wait in the margin queue with an outdated planned margin "
+        "(retried; throttled ones are sent again later) and a margin below its floor is reported late; a "
+        "project that keeps failing is held in the margin dead-letter queue",
+        recovery="then redrive the margin dead-letter queue from the SQS console",
+    ),
+    "assignment_sweep": FunctionImpact(
+        work="The nightly sweep for PSA assignment changes the webhooks missed",
+        affected="delivery managers: projects restaffed without a webhook keep an outdated planned margin; "
+        "the sweep's watermark stays put, so no change is skipped",
+        recovery="the next nightly run reads the whole missed window again",
+    ),
 }
 
 
@@ -129,30 +150,20 @@ def describe(what: str, who: str, todo: str) -> str:
 
 
 class Monitoring(Construct):
+    """Built in two steps: the topics first (functions that publish alerts take a topic's ARN), then
+    :meth:`watch` adds the alarms and the dashboard once everything they watch exists."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         prefix: str,
-        metrics_namespace: str,
-        functions: Mapping[str, lambda_.IFunction],
-        state_machine: sfn.IStateMachine,
-        parked_queue: sqs.IQueue,
-        posting_dlq: sqs.IQueue,
-        rest_api: apigw.RestApi,
         alarm_emails: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        missing = sorted(set(functions) - set(FUNCTION_IMPACTS))
-        if missing:
-            raise ValueError(f"{missing}: say what their failure means to the business in FUNCTION_IMPACTS")
-        for service in (WEBHOOK_SERVICE, STARTER_SERVICE):
-            if service not in functions:
-                raise ValueError(f"the dashboard and alarms read metrics of {service}, which is not deployed")
         stack = Stack.of(self)
         self.prefix = prefix
-        self.namespace = metrics_namespace
         self.alarms: dict[str, list[cw.Alarm]] = {audience: [] for audience in AUDIENCES}
 
         # --- Topics: one per audience, encrypted with a key CloudWatch may use for this stack's alarms.
@@ -169,7 +180,7 @@ class Monitoring(Construct):
         self.key = kms.Key(
             self,
             "AlertsKey",
-            description=f"{prefix}: encrypts the alert topics (sales ops, integration engineers)",
+            description=f"{prefix}: encrypts the alert topics ({', '.join(AUDIENCES)})",
             enable_key_rotation=True,
             # It protects notifications in transit only: nothing needs it once the topics are gone.
             removal_policy=RemovalPolicy.DESTROY,
@@ -194,6 +205,11 @@ class Monitoring(Construct):
                 f"{prefix}: the integration platform is unhealthy",
             ),
             (FINANCE_OPS, "FinanceOps", f"{prefix}: time and expenses that did not post"),
+            (
+                DELIVERY_MANAGERS,
+                "DeliveryManagers",
+                f"{prefix}: projects whose planned margin is below floor",
+            ),
         ):
             topic = sns.Topic(
                 self,
@@ -215,6 +231,27 @@ class Monitoring(Construct):
             for address in emails.get(audience, ()):
                 topic.add_subscription(subscriptions.EmailSubscription(address))
             self.topics[audience] = topic
+
+    def watch(
+        self,
+        *,
+        metrics_namespace: str,
+        functions: Mapping[str, lambda_.IFunction],
+        state_machine: sfn.IStateMachine,
+        parked_queue: sqs.IQueue,
+        posting_dlq: sqs.IQueue,
+        margin_dlq: sqs.IQueue,
+        rest_api: apigw.RestApi,
+    ) -> None:
+        """The alarms, each routed to its audience's topic, and the operations dashboard."""
+        missing = sorted(set(functions) - set(FUNCTION_IMPACTS))
+        if missing:
+            raise ValueError(f"{missing}: say what their failure means to the business in FUNCTION_IMPACTS")
+        for service in (WEBHOOK_SERVICE, STARTER_SERVICE):
+            if service not in functions:
+                raise ValueError(f"the dashboard and alarms read metrics of {service}, which is not deployed")
+        self.namespace = metrics_namespace
+        prefix = self.prefix
 
         # --- Sales ops: deals that did not become projects.
         self._alarm(
@@ -268,6 +305,31 @@ class Monitoring(Construct):
                 f"--queue posting, or {LOOKUP}), fix the entry in the PSA or the entity's posting policy, "
                 f"then redrive with {REDRIVE} --queue posting. An entry edited in the PSA is picked up by "
                 "itself.",
+            ),
+        )
+
+        # Projects whose margin cannot be computed. Finance ops, not the delivery managers: both causes are
+        # finance's data (the FX rates in the planning table, the billing schedule's currency), and the
+        # delivery managers' topic carries the margin consumer's own below-floor alerts, which these projects
+        # cannot raise until finance fixed the data.
+        self._alarm(
+            "ParkedMargins",
+            "parked-margins",
+            FINANCE_OPS,
+            margin_dlq.metric_approximate_number_of_messages_visible(
+                period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM
+            ),
+            1,
+            describe(
+                "The planned margin of one or more projects could not be computed: they are waiting in the "
+                "margin dead-letter queue because an FX rate their staffing costs need is missing, or their "
+                "billing schedule is in another currency than the project.",
+                "delivery managers of those projects see no up-to-date planned margin and get no "
+                "below-floor warning for them; margin reports leave them out.",
+                "read each project's reason (message attribute parkedReason in the SQS console, or "
+                f"{LOOKUP} with the correlation id margin:<PSA project id>), add the missing FX rate or "
+                "correct the billing schedule's currency, then redrive the margin dead-letter queue from "
+                "the SQS console.",
             ),
         )
 
@@ -374,7 +436,22 @@ class Monitoring(Construct):
             ),
         )
 
-        self.dashboard = self._dashboard(functions, state_machine, parked_queue, posting_dlq, rest_api)
+        self.dashboard = self._dashboard(
+            functions, state_machine, parked_queue, posting_dlq, margin_dlq, rest_api
+        )
+
+    def grant_publish(self, audience: str, role: iam.Role) -> None:
+        """Let a hub function publish to an audience's topic: ``sns:Publish`` on that topic and the key's
+        ``kms:GenerateDataKey*``/``kms:Decrypt`` (SNS encrypts the message with it on the sender's behalf)."""
+        topic = self.topics[audience]
+        iam.Grant.add_to_principal(grantee=role, actions=["sns:Publish"], resource_arns=[topic.topic_arn])
+        self.key.grant(role, "kms:GenerateDataKey*", "kms:Decrypt")
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "What SNS documents for publishing to a topic encrypted with a customer-managed key: the "
+            "GenerateDataKey variants and Decrypt, on the alert topics' key only.",
+        )
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -426,6 +503,7 @@ class Monitoring(Construct):
         state_machine: sfn.IStateMachine,
         parked_queue: sqs.IQueue,
         posting_dlq: sqs.IQueue,
+        margin_dlq: sqs.IQueue,
         rest_api: apigw.RestApi,
     ) -> cw.Dashboard:
         dashboard = cw.Dashboard(
@@ -440,7 +518,8 @@ class Monitoring(Construct):
                     f"## {self.prefix} operations\n"
                     f"Alerts: **{SALES_OPS}** (deals that did not become projects), "
                     f"**{INTEGRATION_ENGINEERS}** (the platform is unhealthy), "
-                    f"**{FINANCE_OPS}** (time and expenses that did not post). "
+                    f"**{FINANCE_OPS}** (time and expenses that did not post, margins finance's data blocks), "
+                    f"**{DELIVERY_MANAGERS}** (planned margins below floor). "
                     f"Parked deals: {PARKED}; redrive: {REDRIVE}."
                 ),
                 width=24,
@@ -453,6 +532,7 @@ class Monitoring(Construct):
                     title=f"Alerts for {audience}", alarms=list(self.alarms[audience]), width=8, height=4
                 )
                 for audience in AUDIENCES
+                if self.alarms[audience]  # delivery managers hear from the margin consumer, not from alarms
             )
         )
         executions = {
@@ -538,6 +618,33 @@ class Monitoring(Construct):
                 left=[
                     posting_dlq.metric_approximate_number_of_messages_visible(
                         period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM, label="Parked entries"
+                    )
+                ],
+                left_y_axis=cw.YAxisProps(min=0),
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Projects re-priced by outcome",
+                left=[
+                    self._hub_metric(name, MARGIN_SERVICE, label)
+                    for name, label in (
+                        ("ProjectsRepriced", "Re-priced (new margin)"),
+                        ("ProjectsUnchanged", "Unchanged"),
+                        ("ProjectsNotPlanned", "Not initiated by the hub"),
+                        ("ProjectsDuplicate", "Already re-priced (redelivery)"),
+                        ("ProjectsParked", "Parked (FX rate or billing currency)"),
+                        ("ProjectsRetry", "Retried (throttled or unavailable)"),
+                    )
+                ],
+                width=16,
+            ),
+            cw.GraphWidget(
+                title="Parked projects (margin dead-letter queue)",
+                left=[
+                    margin_dlq.metric_approximate_number_of_messages_visible(
+                        period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM, label="Parked projects"
                     )
                 ],
                 left_y_axis=cw.YAxisProps(min=0),

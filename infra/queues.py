@@ -68,6 +68,7 @@ class Queues(Construct):
         intake_consumer_timeout: Duration,
         posting_consumer_timeout: Duration,
         worker_consumer_timeout: Duration,
+        margin_consumer_timeout: Duration,
     ):
         super().__init__(scope, construct_id)
         # Opportunity intake: written by the CRM webhook, read by the project-initiation starter. Its DLQ is
@@ -86,4 +87,11 @@ class Queues(Construct):
         # with their reason; ops redrive them from the console once the PSA side is fixed.
         self.workers = RedrivableQueue(
             self, "Workers", queue_name=f"{prefix}-workers", consumer_timeout=worker_consumer_timeout
+        )
+        # Projects to re-price (a PSA project id and what changed): written by the PSA webhook (assignment
+        # changes), the nightly assignment sweep and the worker consumer (cost-rate changes), read by the margin
+        # consumer. Its DLQ holds parked projects with their reason (a missing FX rate, a billing schedule in
+        # another currency); ops redrive them from the console once finance fixed the data.
+        self.margin = RedrivableQueue(
+            self, "Margin", queue_name=f"{prefix}-margin", consumer_timeout=margin_consumer_timeout
         )

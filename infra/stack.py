@@ -11,12 +11,13 @@ from aws_cdk import aws_lambda_event_sources as sources_
 from constructs import Construct
 
 from infra import tables as tbl
+from infra.analytics import Analytics
 from infra.api import HubApi
 from infra.config import HubConfig, SourcePaths, alarm_emails_from_context
 from infra.events import HubEvents
 from infra.function import FunctionDefaults, ServiceFunction
 from infra.layers import HubLayers
-from infra.monitoring import Monitoring
+from infra.monitoring import DELIVERY_MANAGERS, FINANCE_OPS, Monitoring
 from infra.queues import Queues
 from infra.secrets import HubSecrets
 from infra.workflow import ProjectInitiation
@@ -40,6 +41,15 @@ WORKER_SYNC_FIRST_LOOKBACK = Duration.hours(2)
 WORKER_BATCH_SIZE = 50  # one Kantata invitation call takes 50
 WORKER_BATCHING_WINDOW = Duration.seconds(5)
 WORKER_MAX_CONCURRENCY = 2
+# A margin batch: per project, its assignments from the PSA, the planning table, the ledger, bus, bucket, topic.
+MARGIN_CONSUMER_TIMEOUT = Duration.seconds(120)
+MARGIN_BATCH_SIZE = 10
+MARGIN_BATCHING_WINDOW = Duration.seconds(5)
+MARGIN_MAX_CONCURRENCY = 2  # it reads Kantata too: within the account's rate limit with the worker consumer
+ASSIGNMENT_SWEEP_TIMEOUT = Duration.seconds(300)
+ASSIGNMENT_SWEEP_OVERLAP = Duration.minutes(15)
+ASSIGNMENT_SWEEP_MAX_SPAN = Duration.days(2)
+ASSIGNMENT_SWEEP_FIRST_LOOKBACK = Duration.days(2)
 
 
 class HubStack(Stack):
@@ -64,11 +74,20 @@ class HubStack(Stack):
             intake_consumer_timeout=STARTER_TIMEOUT,
             posting_consumer_timeout=POSTING_TIMEOUT,
             worker_consumer_timeout=WORKER_CONSUMER_TIMEOUT,
+            margin_consumer_timeout=MARGIN_CONSUMER_TIMEOUT,
         )
         intake = queues.intake
         bus = HubEvents(self, "Events", prefix=prefix)
         secrets = HubSecrets(self, "Secrets", prefix=prefix, erp_systems=config.erp_systems)
         layers = HubLayers(self, "Layers", layers_dir=sources.layers, prefix=prefix)
+        analytics = Analytics(self, "Analytics")
+        # Alert topics first (the margin consumer publishes to one); the alarms are added once all they watch is.
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            prefix=prefix,
+            alarm_emails=alarm_emails_from_context(self.node.try_get_context("alarmEmails")),
+        )
         defaults = FunctionDefaults(
             functions_dir=sources.functions, layers=layers.all, metrics_namespace=prefix
         )
@@ -128,12 +147,15 @@ class HubStack(Stack):
                 "EVENT_BUS_NAME": bus.bus.event_bus_name,
                 "CRM_SECRET_ARN": secrets.crm.secret_arn,
                 "PSA_SECRET_ARN": secrets.psa.secret_arn,
+                "PLANNING_TABLE": tables.planning.table_name,
                 "ERP_SECRET_ARNS": self.to_json_string(
                     {system: secret.secret_arn for system, secret in secrets.erp.items()}
                 ),
             },
         )
         tbl.grant(steps.role, tables.ledger, (*tbl.READ, *tbl.RECORD))
+        # PlanningStore.put_project: the initiated project's profile, for its margin.
+        tbl.grant(steps.role, tables.planning, ("dynamodb:PutItem",))
         tbl.grant(steps.role, tables.routing, tbl.READ)
         # RoutingTable.remember_customer: the one write, limited to customer cross-references (CUST#...).
         tbl.grant(
@@ -176,17 +198,19 @@ class HubStack(Stack):
             "PsaWebhook",
             name="psa_webhook",
             defaults=defaults,
-            description="POST /v1/webhooks/psa/{time-entries,expenses}: verify, enqueue entry pointers",
+            description="POST /v1/webhooks/psa/{time-entries,expenses,assignments}: verify, enqueue pointers",
             timeout=Duration.seconds(10),
             environment={
                 "IDEMPOTENCY_TABLE": tables.idempotency.table_name,
                 "POSTING_QUEUE_URL": posting.queue.queue_url,
+                "MARGIN_QUEUE_URL": queues.margin.queue.queue_url,
                 "PSA_WEBHOOK_SECRET_ARN": secrets.psa_webhook.secret_arn,
                 "MAX_BODY_BYTES": str(MAX_WEBHOOK_BODY_BYTES),
             },
         )
         tbl.grant(psa_webhook.role, tables.idempotency, tbl.IDEMPOTENCY_RECORDS)
         posting.queue.grant_send_messages(psa_webhook.role)
+        queues.margin.queue.grant_send_messages(psa_webhook.role)  # assignment changes: projects to re-price
         secrets.psa_webhook.grant_read(psa_webhook.role)
 
         sweep = ServiceFunction(
@@ -280,7 +304,7 @@ class HubStack(Stack):
         )
 
         # --- Worker sync: HCM changes -> the worker queue, on a schedule.
-        workers = queues.workers
+        workers, margin = queues.workers, queues.margin
         worker_sync = ServiceFunction(
             self,
             "WorkerSync",
@@ -292,6 +316,7 @@ class HubStack(Stack):
                 "LEDGER_TABLE": tables.ledger.table_name,
                 "WORKER_QUEUE_URL": workers.queue.queue_url,
                 "HCM_SECRET_ARN": secrets.hcm.secret_arn,
+                "PLANNING_TABLE": tables.planning.table_name,
                 "SYNC_OVERLAP_SECONDS": str(WORKER_SYNC_OVERLAP.to_seconds()),
                 "SYNC_MAX_SPAN_SECONDS": str(WORKER_SYNC_MAX_SPAN.to_seconds()),
                 "SYNC_FIRST_LOOKBACK_SECONDS": str(WORKER_SYNC_FIRST_LOOKBACK.to_seconds()),
@@ -304,6 +329,8 @@ class HubStack(Stack):
             ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
             conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*", "TX#worker:*"]}},
         )
+        # PlanningStore.due: the workers whose future-dated change takes effect today, queued again.
+        tbl.grant(worker_sync.role, tables.planning, ("dynamodb:GetItem", "dynamodb:Query"))
         workers.queue.grant_send_messages(worker_sync.role)
         secrets.hcm.grant_read(worker_sync.role)
         events.Rule(
@@ -327,9 +354,15 @@ class HubStack(Stack):
                 "WORKER_QUEUE_URL": workers.queue.queue_url,
                 "WORKER_DLQ_URL": workers.dlq.queue_url,
                 "PSA_SECRET_ARN": secrets.psa.secret_arn,
+                "PLANNING_TABLE": tables.planning.table_name,
+                "MARGIN_QUEUE_URL": margin.queue.queue_url,
             },
         )
         tbl.grant(worker_consumer.role, tables.ledger, (*tbl.READ, *tbl.RECORD))
+        # The workers as applied (read back in one BatchGetItem, kept with PutItem), the projects each is planned
+        # on (Query), future-dated changes (BatchWriteItem of EFFECTIVE#... items).
+        tbl.grant(worker_consumer.role, tables.planning, (*tbl.READ, "dynamodb:PutItem", *tbl.BATCH_WRITE))
+        margin.queue.grant_send_messages(worker_consumer.role)  # a cost-rate change re-prices their projects
         bus.bus.grant_put_events_to(worker_consumer.role)
         secrets.psa.grant_read(worker_consumer.role)
         workers.queue.grant_send_messages(worker_consumer.role)  # throttled workers, sent back with a delay
@@ -343,6 +376,89 @@ class HubStack(Stack):
                 max_concurrency=WORKER_MAX_CONCURRENCY,
                 report_batch_item_failures=True,
             )
+        )
+
+        # --- Workforce margin: projects to re-price (webhook, nightly sweep, cost-rate changes) -> queue -> consumer.
+        margin_consumer = ServiceFunction(
+            self,
+            "MarginConsumer",
+            name="margin_consumer",
+            defaults=defaults,
+            description="Margin queue consumer: re-price each project's planned margin, alert below its floor",
+            timeout=MARGIN_CONSUMER_TIMEOUT,
+            environment={
+                "LEDGER_TABLE": tables.ledger.table_name,
+                "PLANNING_TABLE": tables.planning.table_name,
+                "EVENT_BUS_NAME": bus.bus.event_bus_name,
+                "MARGIN_DLQ_URL": margin.dlq.queue_url,
+                "PSA_SECRET_ARN": secrets.psa.secret_arn,
+                "ANALYTICS_BUCKET": analytics.bucket.bucket_name,
+                "ALERTS_TOPIC_ARN": monitoring.topics[DELIVERY_MANAGERS].topic_arn,
+                "DEFAULT_MARGIN_FLOOR": config.default_margin_floor,
+            },
+        )
+        # Profiles, workers, FX rates, floors and margins (hub.planning): read, store versions, mark announced,
+        # remember who is planned on the project. Nothing deleted.
+        tbl.grant(
+            margin_consumer.role,
+            tables.planning,
+            (*tbl.READ, "dynamodb:PutItem", "dynamodb:UpdateItem", *tbl.BATCH_WRITE),
+        )
+        # Its own transactions only (margin:{PSA project id}): Ledger.open, set_status, checkpoint.
+        tbl.grant(
+            margin_consumer.role,
+            tables.ledger,
+            ("dynamodb:GetItem", *tbl.RECORD),
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["TX#margin:*"]}},
+        )
+        bus.bus.grant_put_events_to(margin_consumer.role)
+        secrets.psa.grant_read(margin_consumer.role)
+        margin.dlq.grant_send_messages(margin_consumer.role)  # parked projects, held with their reason
+        analytics.grant_put_margins(margin_consumer.role)
+        monitoring.grant_publish(DELIVERY_MANAGERS, margin_consumer.role)
+        margin_consumer.function.add_event_source(
+            sources_.SqsEventSource(
+                margin.queue,
+                batch_size=MARGIN_BATCH_SIZE,
+                max_batching_window=MARGIN_BATCHING_WINDOW,
+                max_concurrency=MARGIN_MAX_CONCURRENCY,
+                report_batch_item_failures=True,
+            )
+        )
+
+        assignment_sweep = ServiceFunction(
+            self,
+            "AssignmentSweep",
+            name="assignment_sweep",
+            defaults=defaults,
+            description="Nightly: projects whose PSA assignments changed since the watermark -> margin queue",
+            timeout=ASSIGNMENT_SWEEP_TIMEOUT,
+            environment={
+                "LEDGER_TABLE": tables.ledger.table_name,
+                "MARGIN_QUEUE_URL": margin.queue.queue_url,
+                "PSA_SECRET_ARN": secrets.psa.secret_arn,
+                # Re-read the end of the last window (the PSA's clock and commit lag); a run far behind catches up
+                # two days at a time; a first run looks back two days.
+                "SWEEP_OVERLAP_SECONDS": str(ASSIGNMENT_SWEEP_OVERLAP.to_seconds()),
+                "SWEEP_MAX_SPAN_SECONDS": str(ASSIGNMENT_SWEEP_MAX_SPAN.to_seconds()),
+                "SWEEP_FIRST_LOOKBACK_SECONDS": str(ASSIGNMENT_SWEEP_FIRST_LOOKBACK.to_seconds()),
+            },
+        )
+        # Its watermark only (SWEEP#assignments).
+        tbl.grant(
+            assignment_sweep.role,
+            tables.ledger,
+            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#assignments"]}},
+        )
+        margin.queue.grant_send_messages(assignment_sweep.role)
+        secrets.psa.grant_read(assignment_sweep.role)
+        events.Rule(
+            self,
+            "AssignmentSweepSchedule",
+            description=f"Start the nightly PSA assignment sweep ({config.assignment_sweep_cron}, UTC)",
+            schedule=events.Schedule.expression(config.assignment_sweep_cron),
+            targets=[targets.LambdaFunction(assignment_sweep.function, retry_attempts=2)],
         )
 
         api = HubApi(
@@ -365,25 +481,25 @@ class HubStack(Stack):
                 consumer,
                 worker_sync,
                 worker_consumer,
+                margin_consumer,
+                assignment_sweep,
             )
         }
 
-        # --- Alarms routed to who acts on them (sales ops, integration engineers), and the dashboard.
-        monitoring = Monitoring(
-            self,
-            "Monitoring",
-            prefix=prefix,
+        # --- Alarms routed to who acts on them (sales ops, integration engineers, finance ops), and the dashboard.
+        monitoring.watch(
             metrics_namespace=defaults.metrics_namespace,
             functions={name: f.function for name, f in self.functions.items()},
             state_machine=workflow.state_machine,
             parked_queue=intake.dlq,
             posting_dlq=posting.dlq,
+            margin_dlq=margin.dlq,
             rest_api=api.rest_api,
-            alarm_emails=alarm_emails_from_context(self.node.try_get_context("alarmEmails")),
         )
 
         self.tables, self.queues, self.events, self.secrets = tables, queues, bus, secrets
         self.api, self.workflow, self.layers, self.monitoring = api, workflow, layers, monitoring
+        self.analytics = analytics
 
         # --- What the local stack, the CLI and ops discover after deploy.
         outputs: dict[str, tuple[str, str]] = {
@@ -392,6 +508,10 @@ class HubStack(Stack):
             "LedgerTableName": (tables.ledger.table_name, "Transaction ledger table"),
             "RoutingTableName": (tables.routing.table_name, "Routing table"),
             "IdempotencyTableName": (tables.idempotency.table_name, "Powertools idempotency table"),
+            "PlanningTableName": (
+                tables.planning.table_name,
+                "Planning table (workers as applied, project profiles, FX rates, margin floors, margins)",
+            ),
             "IntakeQueueUrl": (intake.queue.queue_url, "Opportunity intake queue"),
             "IntakeDlqUrl": (intake.dlq.queue_url, "Intake dead-letter queue (parked transactions; redrive)"),
             "PostingQueueUrl": (posting.queue.queue_url, "Time and expense posting queue"),
@@ -409,6 +529,18 @@ class HubStack(Stack):
                 "Worker dead-letter queue (parked workers, with reasons)",
             ),
             "HcmSecretArn": (secrets.hcm.secret_arn, "Workday connection secret"),
+            "MarginQueueUrl": (
+                margin.queue.queue_url,
+                "Projects to re-price (assignment and cost-rate changes)",
+            ),
+            "MarginDlqUrl": (
+                margin.dlq.queue_url,
+                "Margin dead-letter queue (parked projects: missing FX rate, billing currency; redrive)",
+            ),
+            "AnalyticsBucketName": (
+                analytics.bucket.bucket_name,
+                "Analytics bucket (margins/date=.../hour=.../*.jsonl: every ProjectMarginChanged)",
+            ),
             "ProjectInitiationStateMachineArn": (
                 workflow.state_machine.state_machine_arn,
                 "Project-initiation state machine",
@@ -420,6 +552,14 @@ class HubStack(Stack):
             "IntegrationEngineersTopicArn": (
                 monitoring.topics["integration-engineers"].topic_arn,
                 "Alerts for integration engineers: the platform itself is unhealthy",
+            ),
+            "FinanceOpsTopicArn": (
+                monitoring.topics[FINANCE_OPS].topic_arn,
+                "Alerts for finance ops: time and expenses that did not post, margins blocked by their data",
+            ),
+            "DeliveryManagersTopicArn": (
+                monitoring.topics[DELIVERY_MANAGERS].topic_arn,
+                "Alerts for delivery managers: projects whose planned margin fell below its floor",
             ),
             "EventBusName": (bus.bus.event_bus_name, "Business event bus"),
             "EventArchiveName": (bus.archive.archive_name, "Archive of every business event"),

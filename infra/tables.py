@@ -1,4 +1,4 @@
-"""DynamoDB: the transaction ledger, the routing table and the Powertools idempotency table.
+"""DynamoDB: the transaction ledger, the routing and planning tables, and the Powertools idempotency table.
 
 Every table: on-demand, point-in-time recovery, AWS-managed encryption, a TTL attribute. Access is granted
 per table with the exact actions a function uses (and the ledger's indexes by name), never ``dynamodb:*``
@@ -24,6 +24,8 @@ READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
 RECORD = ("dynamodb:PutItem", "dynamodb:UpdateItem")
 # Powertools idempotency: read the record, claim it (conditional put), complete it, delete it on failure.
 IDEMPOTENCY_RECORDS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+# hub.planning's batch writers (plan_on, due_on, put_fx): puts only, never deletes.
+BATCH_WRITE = ("dynamodb:BatchWriteItem",)
 
 
 def _string(name: str) -> dynamodb.Attribute:
@@ -77,6 +79,16 @@ class Tables(Construct):
         self.routing = _table(
             self,
             "Routing",
+            partition_key="pk",
+            sort_key="sk",
+            ttl_attribute=TTL_ATTRIBUTE,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Planning (hub.planning): workers as applied, project profiles, FX rates, margin floors and every margin
+        # version computed. Floors and rates are maintained by the firm and margin history is kept: retained.
+        self.planning = _table(
+            self,
+            "Planning",
             partition_key="pk",
             sort_key="sk",
             ttl_attribute=TTL_ATTRIBUTE,

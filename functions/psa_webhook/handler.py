@@ -1,29 +1,51 @@
-"""POST /v1/webhooks/psa/time-entries and /v1/webhooks/psa/expenses: verify, validate, enqueue pointers, answer.
+"""POST /v1/webhooks/psa/{time-entries,expenses,assignments}: verify, validate, enqueue pointers, answer.
 
-The PSA (Kantata-shaped) tells the hub that time entries or expense lines changed approval. Kantata signs no
-webhooks of its own, so the relay in front of it speaks this hub-defined contract, signed with Standard
-Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``; the secret at
-``PSA_WEBHOOK_SECRET_ARN``)::
+The PSA (Kantata-shaped) tells the hub that time entries or expense lines changed approval, or that project
+staffing changed. Kantata signs no webhooks of its own, so the relay in front of it speaks these hub-defined
+contracts, signed with Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``; the
+secret at ``PSA_WEBHOOK_SECRET_ARN``). Every route reads a body of the same shape::
+
+    {"type": "<collection>.<change>", "timestamp": "2026-11-30T18:02:11Z", "data": {"items": [...]}}
+
+- ``timestamp``: when the PSA saw the change (ISO 8601 with an offset), for the trail; freshness is judged
+  on the signed ``webhook-timestamp`` header, not on this;
+- ``data.items``: 1 to 200 entries; ids are PSA ids (``[A-Za-z0-9_-]{1,64}``, strings). No other field is
+  accepted, here or in an item.
+
+Time entries and expenses (``/time-entries``, ``/expenses``)::
 
     {"type": "time_entries.approved", "timestamp": "2026-11-30T18:02:11Z",
      "data": {"items": [{"id": "4711", "version": 3}, {"id": "4712"}]}}
 
 - ``type``: ``{collection}.approved``, ``{collection}.approval_withdrawn`` or ``{collection}.updated``, where
   the collection is the route's: ``time_entries`` on ``/time-entries``, ``expenses`` on ``/expenses``;
-- ``timestamp``: when the PSA saw the change (ISO 8601 with an offset), for the trail; freshness is judged
-  on the signed ``webhook-timestamp`` header, not on this;
-- ``data.items``: 1 to 200 entries, ``id`` a PSA id (``[A-Za-z0-9_-]{1,64}``, a string), ``version`` the PSA
-  revision the sender saw (optional, an integer >= 1). No other field is accepted.
+- an item: ``id`` the entry's PSA id, ``version`` the PSA revision the sender saw (optional, an integer >= 1).
 
 All three types enqueue the same pointer, one ``PostingRequest`` per entry (an id named twice once, with the
 highest version seen), on the posting queue: the consumer reads each entry from the PSA again and posts what
 it finds, so a withdrawal is enqueued too and seen even if it arrives after its approval's message.
+``correlationIds`` maps each entry's PSA id to its posting correlation id.
 
-Answers: ``202 {"accepted": n, "correlationIds": {psaId: correlationId}}``; 401 unverified sender (checked
-before the body is parsed), 400 malformed body (the problems name the fields, never their values), 404
-unknown path, 413 too large, 415 not ``application/json``, 503 when the delivery could not be enqueued (the
-sender retries; a redelivered ``webhook-id`` that was enqueued already is answered again without enqueueing).
-Logs carry ids and counts only, never the body.
+Assignments (``/assignments``)::
+
+    {"type": "assignments.updated", "timestamp": "2026-11-30T18:02:11Z",
+     "data": {"items": [{"id": "812", "projectId": "40233"}, {"id": "813", "projectId": "40233"}]}}
+
+- ``type``: ``assignments.created``, ``assignments.updated``, ``assignments.deleted`` (an assignment
+  created, changed or removed) or ``allocations.updated`` (an assignment's daily hours changed);
+- an item: ``id`` the assignment's PSA id, ``projectId`` the PSA project (workspace) it belongs to.
+
+Each distinct project is enqueued once on the margin queue (a ``MarginRequest``; the margin consumer reads the
+project's assignments from the PSA again and re-prices it), its cause phrased for the delivery manager
+("assignment 812 updated in the PSA", "3 assignments changed in the PSA") and dated with ``timestamp``.
+``correlationIds`` maps each project id to ``margin:{projectId}``.
+
+Answers: ``202 {"accepted": n, "correlationIds": {id: correlationId}}`` (``n`` messages enqueued); 401
+unverified sender (checked before the body is parsed), 400 malformed body (the problems name the fields,
+never their values), 404 unknown path, 413 too large, 415 not ``application/json``, 409 a retry racing its
+first attempt, 503 when the delivery could not be enqueued (the sender retries; a redelivered
+``webhook-id`` that was enqueued already is answered again without enqueueing). Logs carry ids and counts
+only, never the body.
 """
 
 from __future__ import annotations
@@ -31,7 +53,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import (
     AwareDatetime,
@@ -45,6 +67,7 @@ from pydantic import (
 
 from hub.errors import ConflictError, field_problems
 from hub.flows.posting.messages import Kind, PostingRequest, enqueue
+from hub.flows.workforce.projects import Cause, MarginRequest, enqueue_projects
 from hub.http_answers import json_answer, media_type, problem_answer, request_body, request_headers
 from hub.model.time_expense import PsaId
 from hub.observability import entry, logger, metrics
@@ -63,22 +86,19 @@ EventType = Literal[
     "expenses.approval_withdrawn",
     "expenses.updated",
 ]
-
-
-@dataclass(frozen=True)
-class Route:
-    kind: Kind  # the posting request's kind
-    collection: str  # the prefix of the event types this route takes
-
-
-ROUTES = {
-    "/v1/webhooks/psa/time-entries": Route(kind="time-entry", collection="time_entries"),
-    "/v1/webhooks/psa/expenses": Route(kind="expense", collection="expenses"),
-}
+AssignmentEventType = Literal[
+    "assignments.created",
+    "assignments.updated",
+    "assignments.deleted",
+    "allocations.updated",
+]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# ------------------------------------------------------------------------------ time entries and expenses
 
 
 class ChangedEntry(_Strict):
@@ -107,19 +127,6 @@ class ApprovalChange(_Strict):
         return value
 
 
-class Delivery(BaseModel):
-    """What one verified webhook asks for; deduplicated on ``delivery_id`` (the ``webhook-id``)."""
-
-    model_config = ConfigDict(frozen=True)
-    delivery_id: str
-    requests: list[PostingRequest]
-
-
-class Enqueued(BaseModel):
-    accepted: int
-    correlation_ids: dict[str, str]
-
-
 def posting_requests(kind: Kind, change: ApprovalChange) -> list[PostingRequest]:
     """One pointer per entry, in the order first named; an entry named twice keeps the highest version."""
     newest: dict[str, int | None] = {}
@@ -130,6 +137,122 @@ def posting_requests(kind: Kind, change: ApprovalChange) -> list[PostingRequest]
         PostingRequest(kind=kind, psa_id=psa_id, source="webhook", seen_version=version)
         for psa_id, version in newest.items()
     ]
+
+
+# ------------------------------------------------------------------------------------------ assignments
+
+
+class ChangedAssignment(_Strict):
+    id: PsaId
+    project_id: PsaId = Field(alias="projectId")
+
+
+class ChangedAssignments(_Strict):
+    items: list[ChangedAssignment] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class AssignmentChange(_Strict):
+    """The body of an assignment delivery."""
+
+    type: AssignmentEventType
+    timestamp: AwareDatetime
+    data: ChangedAssignments
+
+
+# What happened to the assignments, in the delivery manager's words: (one, several).
+_CHANGED: dict[str, tuple[str, str]] = {
+    "assignments.created": ("assignment {id} created in the PSA", "{n} assignments created in the PSA"),
+    "assignments.updated": ("assignment {id} updated in the PSA", "{n} assignments changed in the PSA"),
+    "assignments.deleted": ("assignment {id} removed in the PSA", "{n} assignments removed in the PSA"),
+    "allocations.updated": (
+        "daily hours of assignment {id} changed in the PSA",
+        "daily hours of {n} assignments changed in the PSA",
+    ),
+}
+
+
+def margin_requests(change: AssignmentChange) -> list[MarginRequest]:
+    """One request per project, in the order first named, its cause naming the assignment when there is one
+    (an assignment named twice counts once)."""
+    by_project: dict[str, list[str]] = {}
+    for item in change.data.items:
+        named = by_project.setdefault(item.project_id, [])
+        if item.id not in named:
+            named.append(item.id)
+    one, several = _CHANGED[change.type]
+    return [
+        MarginRequest(
+            psa_project_id=project,
+            cause=Cause(
+                kind="assignment",
+                detail=one.format(id=ids[0]) if len(ids) == 1 else several.format(n=len(ids)),
+                psa_assignment_id=ids[0] if len(ids) == 1 else None,
+                at=change.timestamp,
+            ),
+        )
+        for project, ids in by_project.items()
+    ]
+
+
+# --------------------------------------------------------------------------------------- every route
+
+
+class Work(BaseModel):
+    """What a delivery asks the hub to enqueue: entries for the posting queue, projects for the margin queue."""
+
+    model_config = ConfigDict(frozen=True)
+    requests: list[PostingRequest] = []
+    projects: list[MarginRequest] = []
+
+    def correlation_ids(self) -> dict[str, str]:
+        return {r.psa_id: r.correlation_id for r in self.requests} | {
+            r.psa_project_id: r.correlation_id for r in self.projects
+        }
+
+
+class Delivery(Work):
+    """What one verified webhook asks for; deduplicated on ``delivery_id`` (the ``webhook-id``)."""
+
+    delivery_id: str
+
+
+class Enqueued(BaseModel):
+    accepted: int
+    correlation_ids: dict[str, str]
+
+
+class Read(NamedTuple):
+    """A valid body: its event type, how many items it named, and what it asks for."""
+
+    event_type: str
+    items: int
+    work: Work
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str  # what the route's items are, for the logs
+    read: Callable[[bytes], Read]  # the body, validated (pydantic's ValidationError naming the fields)
+
+
+def _approvals(kind: Kind, collection: str) -> Route:
+    def read(body: bytes) -> Read:
+        change = ApprovalChange.model_validate_json(body, context={"collection": collection})
+        return Read(change.type, len(change.data.items), Work(requests=posting_requests(kind, change)))
+
+    return Route(kind=kind, read=read)
+
+
+def _read_assignments(body: bytes) -> Read:
+    change = AssignmentChange.model_validate_json(body)
+    return Read(change.type, len(change.data.items), Work(projects=margin_requests(change)))
+
+
+ROUTES = {
+    "/v1/webhooks/psa/time-entries": _approvals("time-entry", "time_entries"),
+    "/v1/webhooks/psa/expenses": _approvals("expense", "expenses"),
+    "/v1/webhooks/psa/assignments": Route(kind="assignment", read=_read_assignments),
+}
 
 
 @dataclass
@@ -148,6 +271,7 @@ def build_deps(settings: PsaWebhookSettings, *, sqs: Any) -> WebhookDeps:
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
     from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
     config = IdempotencyConfig(event_key_jmespath="delivery_id", expires_after_seconds=DELIVERY_TTL_SECONDS)
@@ -160,14 +284,12 @@ def build_deps(settings: PsaWebhookSettings, *, sqs: Any) -> WebhookDeps:
         key_prefix="psa-webhook.delivery",
     )
     def enqueue_once(delivery: Delivery) -> Enqueued:
-        sent = enqueue(sqs, settings.posting_queue_url, delivery.requests)
-        return Enqueued(
-            accepted=sent, correlation_ids={r.psa_id: r.correlation_id for r in delivery.requests}
-        )
-
-    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
-    from hub.errors import ConflictError
+        sent = 0
+        if delivery.requests:
+            sent += enqueue(sqs, settings.posting_queue_url, delivery.requests)
+        if delivery.projects:
+            sent += enqueue_projects(sqs, settings.margin_queue_url, delivery.projects)
+        return Enqueued(accepted=sent, correlation_ids=delivery.correlation_ids())
 
     def enqueue_delivery(delivery: Delivery) -> Enqueued:
         try:
@@ -213,18 +335,19 @@ def _delivery(route: Route, body: bytes, headers: dict[str, str], deps: WebhookD
     except SignatureError as exc:
         return _reject(401, f"unverified sender: {exc}")
     try:
-        change = ApprovalChange.model_validate_json(body, context={"collection": route.collection})
+        read = route.read(body)
     except ValidationError as exc:
         return _reject(400, "malformed body", field_problems(exc))
-    enqueued = deps.enqueue(Delivery(delivery_id=delivery_id, requests=posting_requests(route.kind, change)))
+    work = read.work
+    enqueued = deps.enqueue(Delivery(delivery_id=delivery_id, requests=work.requests, projects=work.projects))
     metrics.add_metric(name="PsaWebhookItems", unit="Count", value=enqueued.accepted)
     logger.info(
         "delivery accepted",
         extra={
             "delivery_id": delivery_id,
             "kind": route.kind,
-            "event_type": change.type,
-            "items": len(change.data.items),
+            "event_type": read.event_type,
+            "items": read.items,
             "accepted": enqueued.accepted,
             "psa_ids": list(enqueued.correlation_ids),
         },

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra.stack_view import Synth, as_list, function_by_name, role_statements
+from infra.analytics import MARGINS_PREFIX
+from tests.infra.stack_view import ROOT, Synth, as_list, function_by_name, role_statements
 
 DATA_SERVICES = ("dynamodb", "sqs", "s3", "secretsmanager", "events", "states", "lambda")
 # The only actions AWS offers no resource-level permission for, that the stack grants.
@@ -97,6 +98,13 @@ def _logical(synth: Synth, resource_type: str, prefix: str) -> str:
     return logical_id
 
 
+def _secret_named(synth: Synth, name: str) -> str:
+    (logical_id,) = [
+        k for k, v in synth.of_type("AWS::SecretsManager::Secret").items() if v["Properties"]["Name"] == name
+    ]
+    return logical_id
+
+
 def _data_grants(synth: Synth, function: str) -> dict[str, set[str]]:
     """Grants on the hub's data resources only (log group and X-Ray left out)."""
     return {
@@ -130,7 +138,7 @@ def test_transactions_api_only_reads_the_ledger_and_its_indexes(synth: Synth) ->
 def test_steps_reach_their_tables_bus_and_connection_secrets_only(synth: Synth) -> None:
     tables = {
         p: _logical(synth, "AWS::DynamoDB::Table", p)
-        for p in ("TablesLedger", "TablesRouting", "TablesIdempotency")
+        for p in ("TablesLedger", "TablesRouting", "TablesIdempotency", "TablesPlanning")
     }
     bus = _logical(synth, "AWS::Events::EventBus", "EventsBus")
     secrets = {
@@ -142,6 +150,8 @@ def test_steps_reach_their_tables_bus_and_connection_secrets_only(synth: Synth) 
     assert set(grants) == {*tables.values(), bus, *secrets}
     assert grants[bus] == {"events:PutEvents"}
     assert not any(a in grants[tables["TablesLedger"]] for a in ("dynamodb:DeleteItem", "dynamodb:Scan"))
+    # PlanningStore.put_project: the initiated project's profile, nothing read back.
+    assert grants[tables["TablesPlanning"]] == {"dynamodb:PutItem"}
     for secret in secrets:
         assert grants[secret] <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
 
@@ -211,13 +221,16 @@ def _writes(synth: Synth, function: str, table_prefix: str) -> list[dict[str, An
     ]
 
 
-def test_psa_webhook_only_records_deliveries_and_sends_to_the_posting_queue(synth: Synth) -> None:
+def test_psa_webhook_only_records_deliveries_and_sends_to_the_posting_and_margin_queues(synth: Synth) -> None:
     idempotency = _logical(synth, "AWS::DynamoDB::Table", "TablesIdempotency")
     posting = _logical(synth, "AWS::SQS::Queue", "QueuesPostingQueue")
+    margin = _logical(synth, "AWS::SQS::Queue", "QueuesMarginQueue")
     secret = _logical(synth, "AWS::SecretsManager::Secret", "SecretsPsaWebhook")
     grants = _data_grants(synth, "psa_webhook")
-    assert set(grants) == {idempotency, posting, secret}
-    assert grants[posting] <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+    assert set(grants) == {idempotency, posting, margin, secret}
+    for queue in (posting, margin):
+        assert "sqs:SendMessage" in grants[queue]
+        assert grants[queue] <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 
 
 def test_the_sweep_writes_only_its_watermarks_and_reads_the_psa_secret(synth: Synth) -> None:
@@ -264,12 +277,133 @@ def test_the_worker_sync_writes_only_its_watermark_and_worker_transactions_and_r
     assert {synth.resources[k]["Properties"]["Name"] for k in secrets} == {"pshub/hcm/workday"}
 
 
+def test_the_worker_sync_only_reads_the_planning_table_for_changes_due_today(synth: Synth) -> None:
+    planning = _logical(synth, "AWS::DynamoDB::Table", "TablesPlanning")
+    assert _data_grants(synth, "worker_sync")[planning] == {"dynamodb:GetItem", "dynamodb:Query"}
+
+
 def test_the_worker_consumer_reaches_the_psa_secret_only_and_sends_to_its_own_queues(synth: Synth) -> None:
     grants = _data_grants(synth, "worker_consumer")
     secrets = {k for k in grants if synth.resources.get(k, {}).get("Type") == "AWS::SecretsManager::Secret"}
     assert {synth.resources[k]["Properties"]["Name"] for k in secrets} == {"pshub/psa/kantata"}
     queues = {k for k in grants if synth.resources.get(k, {}).get("Type") == "AWS::SQS::Queue"}
+    margin = _logical(synth, "AWS::SQS::Queue", "QueuesMarginQueue")
     assert queues == {
         _logical(synth, "AWS::SQS::Queue", "QueuesWorkersQueue"),
         _logical(synth, "AWS::SQS::Queue", "QueuesWorkersDlq"),
+        margin,
     }
+    assert "sqs:SendMessage" in grants[margin]
+    assert not any(a in grants[margin] for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage"))
+
+
+def test_the_worker_consumer_keeps_workers_for_margins_in_the_planning_table_without_deleting(
+    synth: Synth,
+) -> None:
+    planning = _logical(synth, "AWS::DynamoDB::Table", "TablesPlanning")
+    assert _data_grants(synth, "worker_consumer")[planning] == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",  # PlanningStore.workers
+        "dynamodb:Query",  # PlanningStore.projects_of
+        "dynamodb:PutItem",  # PlanningStore.put_worker
+        "dynamodb:BatchWriteItem",  # PlanningStore.due_on
+    }
+
+
+# --- workforce margin -----------------------------------------------------------------------------------
+
+
+def test_the_margin_consumer_reaches_exactly_its_tables_bus_queues_bucket_prefix_topic_and_psa_secret(
+    synth: Synth,
+) -> None:
+    bucket = _logical(synth, "AWS::S3::Bucket", "AnalyticsBucket")
+    topic = _logical(synth, "AWS::SNS::Topic", "MonitoringDeliveryManagers")
+    expected = {
+        _logical(synth, "AWS::DynamoDB::Table", "TablesPlanning"),
+        _logical(synth, "AWS::DynamoDB::Table", "TablesLedger"),
+        _logical(synth, "AWS::Events::EventBus", "EventsBus"),
+        _logical(synth, "AWS::SQS::Queue", "QueuesMarginQueue"),  # its event source
+        _logical(synth, "AWS::SQS::Queue", "QueuesMarginDlq"),
+        _secret_named(synth, "pshub/psa/kantata"),
+        _logical(synth, "AWS::KMS::Key", "MonitoringAlertsKey"),
+        f"{bucket}/{MARGINS_PREFIX}/*",
+        topic,
+    }
+    assert set(_data_grants(synth, "margin_consumer")) == expected
+    grants = _data_grants(synth, "margin_consumer")
+    assert grants[_logical(synth, "AWS::Events::EventBus", "EventsBus")] == {"events:PutEvents"}
+    assert grants[_secret_named(synth, "pshub/psa/kantata")] <= {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+    }
+    dlq = grants[_logical(synth, "AWS::SQS::Queue", "QueuesMarginDlq")]
+    assert "sqs:SendMessage" in dlq
+    assert dlq <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+
+
+def test_the_margin_consumer_may_only_put_objects_under_margins(synth: Synth) -> None:
+    bucket = _logical(synth, "AWS::S3::Bucket", "AnalyticsBucket")
+    grants = _data_grants(synth, "margin_consumer")
+    on_bucket = {k: v for k, v in grants.items() if k.split("/")[0] == bucket}
+    assert on_bucket == {f"{bucket}/{MARGINS_PREFIX}/*": {"s3:PutObject"}}
+    # The prefix granted is the one the handler writes under.
+    handler = (ROOT / "functions" / "margin_consumer" / "handler.py").read_text()
+    assert f'export_key("{MARGINS_PREFIX}"' in handler
+
+
+def test_the_margin_consumer_may_publish_to_the_delivery_managers_topic_only(synth: Synth) -> None:
+    grants = _data_grants(synth, "margin_consumer")
+    publishes = {k for k, actions in grants.items() if any(a.startswith("sns:") for a in actions)}
+    assert publishes == {_logical(synth, "AWS::SNS::Topic", "MonitoringDeliveryManagers")}
+    assert grants[next(iter(publishes))] == {"sns:Publish"}
+    # The topic is encrypted: SNS uses the key on the publisher's behalf.
+    assert grants[_logical(synth, "AWS::KMS::Key", "MonitoringAlertsKey")] == {
+        "kms:GenerateDataKey*",
+        "kms:Decrypt",
+    }
+
+
+def test_the_margin_consumer_reads_and_writes_the_planning_table_without_deleting(synth: Synth) -> None:
+    planning = _logical(synth, "AWS::DynamoDB::Table", "TablesPlanning")
+    assert _data_grants(synth, "margin_consumer")[planning] == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+    }
+
+
+def test_the_margin_consumer_touches_only_its_own_transactions_in_the_ledger(synth: Synth) -> None:
+    ledger = _logical(synth, "AWS::DynamoDB::Table", "TablesLedger")
+    _, resource = function_by_name(synth, "margin_consumer")
+    statements = [
+        s
+        for s in role_statements(synth, resource["Properties"]["Role"]["Fn::GetAtt"][0])
+        if {"Fn::GetAtt": [ledger, "Arn"]} in as_list(s["Resource"])
+    ]
+    assert len(statements) == 1
+    assert set(as_list(statements[0]["Action"])) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
+    assert statements[0]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["TX#margin:*"]}
+    }
+
+
+def test_the_assignment_sweep_keeps_only_its_watermark_sends_to_the_margin_queue_and_reads_the_psa(
+    synth: Synth,
+) -> None:
+    ledger = _logical(synth, "AWS::DynamoDB::Table", "TablesLedger")
+    margin = _logical(synth, "AWS::SQS::Queue", "QueuesMarginQueue")
+    psa = _secret_named(synth, "pshub/psa/kantata")
+    grants = _data_grants(synth, "assignment_sweep")
+    assert set(grants) == {ledger, margin, psa}
+    assert grants[ledger] == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    (writes,) = _writes(synth, "assignment_sweep", "TablesLedger")
+    assert writes["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#assignments"]}}
+    assert "sqs:SendMessage" in grants[margin]
+    assert grants[margin] <= {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}

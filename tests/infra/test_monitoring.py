@@ -12,7 +12,7 @@ import pytest
 from infra.config import AUDIENCES, ConfigError, alarm_emails_from_context
 from tests.infra.stack_view import ROOT, Synth, as_list, function_by_name, render
 
-SALES_OPS, ENGINEERS, FINANCE_OPS = AUDIENCES
+SALES_OPS, ENGINEERS, FINANCE_OPS, DELIVERY_MANAGERS = AUDIENCES
 PREFIX = "pshub"
 # The whole routing table: adding, removing or re-routing an alarm is a decision this test makes visible.
 EXPECTED_AUDIENCE = {
@@ -24,6 +24,7 @@ EXPECTED_AUDIENCE = {
     "pshub-webhook-errors": ENGINEERS,
     "pshub-api-server-errors": ENGINEERS,
     "pshub-parked-entries": FINANCE_OPS,
+    "pshub-parked-margins": FINANCE_OPS,
     **{
         f"pshub-{name.replace('_', '-')}-{kind}": ENGINEERS
         for name in (
@@ -36,6 +37,8 @@ EXPECTED_AUDIENCE = {
             "posting_consumer",
             "worker_sync",
             "worker_consumer",
+            "margin_consumer",
+            "assignment_sweep",
         )
         for kind in ("errors", "throttles")
     },
@@ -93,10 +96,21 @@ def test_every_alarm_tells_its_audience_when_it_fires_and_when_it_clears(synth: 
         assert alarm.get("ActionsEnabled", True) is True, name
 
 
-def test_finance_ops_hear_only_about_entries_that_did_not_post(synth: Synth) -> None:
+def test_finance_ops_hear_only_about_entries_that_did_not_post_and_margins_their_data_blocks(
+    synth: Synth,
+) -> None:
     finance_topic = {"Ref": _topic_ids(synth)[FINANCE_OPS]}
     to_finance = {name for name, a in _alarms(synth).items() if finance_topic in a["AlarmActions"]}
-    assert to_finance == {"pshub-parked-entries"}
+    assert to_finance == {"pshub-parked-entries", "pshub-parked-margins"}
+
+
+def test_no_alarm_goes_to_the_delivery_managers_whose_topic_carries_margin_alerts(synth: Synth) -> None:
+    """Delivery managers hear about margins below their floor from the margin consumer, never about the
+    platform: their topic is the one the consumer publishes to."""
+    topic_id = _topic_ids(synth)[DELIVERY_MANAGERS]
+    assert not [name for name, a in _alarms(synth).items() if {"Ref": topic_id} in a["AlarmActions"]]
+    _, consumer = function_by_name(synth, "margin_consumer")
+    assert consumer["Properties"]["Environment"]["Variables"]["ALERTS_TOPIC_ARN"] == {"Ref": topic_id}
 
 
 def test_sales_ops_hear_only_about_deals_that_did_not_become_projects(synth: Synth) -> None:
@@ -152,6 +166,17 @@ def test_parked_deals_alarm_watches_the_intake_dlq_the_workflow_parks_into(synth
     assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Maximum", 1, 300)
     (machine,) = synth.of_type("AWS::StepFunctions::StateMachine").values()
     assert machine["Properties"]["DefinitionSubstitutions"]["ParkedQueueUrl"] == {"Ref": dlq_id}
+
+
+def test_parked_margins_alarm_watches_the_margin_dlq_and_says_how_finance_unblocks_it(synth: Synth) -> None:
+    dlq_id = _logical_id(synth, "AWS::SQS::Queue", QueueName=f"{PREFIX}-margin-dlq")
+    alarm = _alarms(synth)["pshub-parked-margins"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert _dimensions(alarm) == {"QueueName": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["Period"]) == ("Maximum", 1, 300)
+    description = alarm["AlarmDescription"]
+    for words in ("FX rate", "billing schedule", "delivery managers", "parkedReason", "redrive"):
+        assert words in description, words
 
 
 def test_workflow_alarms_watch_the_project_initiation_state_machine(synth: Synth) -> None:
@@ -283,11 +308,30 @@ def test_cloudwatch_may_use_key_and_topics_only_for_this_stacks_alarms(synth: Sy
         assert re.fullmatch(re.escape(PREFIX) + r"-.+", name), f"{name} is outside the granted alarm names"
 
 
+def test_the_margin_consumers_role_policy_is_enough_to_publish_delivery_manager_alerts(synth: Synth) -> None:
+    """Its role may publish and use the key (test_iam); nothing in the key's or the topic's policy stands in the
+    way: the key lets the account's IAM policies grant it, and the topic denies only plain HTTP."""
+    (key,) = synth.of_type("AWS::KMS::Key").values()
+    (account,) = [
+        s
+        for s in _statements(key["Properties"]["KeyPolicy"])
+        if render(s.get("Principal", {}).get("AWS", "")) == "arn:aws:iam::<account>:root"
+    ]
+    assert (account["Effect"], account["Action"]) == ("Allow", "kms:*")
+    topic = {"Ref": _topic_ids(synth)[DELIVERY_MANAGERS]}
+    (policy,) = [
+        p for p in synth.of_type("AWS::SNS::TopicPolicy").values() if p["Properties"]["Topics"] == [topic]
+    ]
+    denies = [s for s in _statements(policy["Properties"]["PolicyDocument"]) if s["Effect"] == "Deny"]
+    assert [s["Condition"] for s in denies] == [{"Bool": {"aws:SecureTransport": "false"}}]
+
+
 def test_nobody_is_subscribed_by_default_and_the_topics_are_outputs(synth: Synth) -> None:
     assert synth.of_type("AWS::SNS::Subscription") == {}
     topics = _topic_ids(synth)
-    assert synth.outputs["SalesOpsTopicArn"]["Value"] == {"Ref": topics[SALES_OPS]}
-    assert synth.outputs["IntegrationEngineersTopicArn"]["Value"] == {"Ref": topics[ENGINEERS]}
+    for audience in AUDIENCES:
+        output = "".join(part.capitalize() for part in audience.split("-")) + "TopicArn"
+        assert synth.outputs[output]["Value"] == {"Ref": topics[audience]}, output
 
 
 def test_alarm_emails_context_subscribes_each_audience(tmp_path) -> None:
@@ -301,6 +345,7 @@ def test_alarm_emails_context_subscribes_each_audience(tmp_path) -> None:
                 {
                     SALES_OPS: ["salesops@example.com", "finance@example.com"],
                     ENGINEERS: ["oncall@example.com"],
+                    DELIVERY_MANAGERS: ["delivery@example.com"],
                 }
             )
         },
@@ -322,6 +367,7 @@ def test_alarm_emails_context_subscribes_each_audience(tmp_path) -> None:
         ("pshub-sales-ops", "salesops@example.com"),
         ("pshub-sales-ops", "finance@example.com"),
         ("pshub-integration-engineers", "oncall@example.com"),
+        ("pshub-delivery-managers", "delivery@example.com"),
     }
 
 
@@ -415,6 +461,22 @@ def test_dashboard_parked_deals_graph_is_the_intake_dlq(synth: Synth) -> None:
         "QueueName",
         f"<GetAtt:{dlq_id}.QueueName>",
     ]
+
+
+def test_dashboard_shows_the_repricing_outcomes_and_the_parked_projects(synth: Synth) -> None:
+    dlq_id = _logical_id(synth, "AWS::SQS::Queue", QueueName=f"{PREFIX}-margin-dlq")
+    graphed = _graphed(_dashboard(synth))
+    assert graphed["Projects re-priced by outcome"] >= {
+        (PREFIX, "ProjectsRepriced"),
+        (PREFIX, "ProjectsParked"),
+    }
+    (widget,) = [
+        w
+        for w in _dashboard(synth)["widgets"]
+        if w["properties"].get("title", "").startswith("Parked projects")
+    ]
+    (metric,) = widget["properties"]["metrics"]
+    assert metric[3] == f"<GetAtt:{dlq_id}.QueueName>"
 
 
 def test_dashboard_shows_every_function_and_every_alarm(synth: Synth) -> None:

@@ -92,15 +92,21 @@ def test_tables_exist_with_their_keys_and_indexes(deployed) -> None:
     assert dynamodb.describe_table(TableName=outputs["RoutingTableName"])["Table"]["TableStatus"] == "ACTIVE"
     idempotency = dynamodb.describe_table(TableName=outputs["IdempotencyTableName"])["Table"]
     assert idempotency["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    planning = dynamodb.describe_table(TableName=outputs["PlanningTableName"])["Table"]
+    assert planning["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
 
 
-def test_intake_queue_redrives_to_its_dlq(deployed) -> None:
+@pytest.mark.parametrize("queue", ["Intake", "Margin"])
+def test_queue_redrives_to_its_dlq(deployed, queue: str) -> None:
     session, outputs, _ = deployed
     sqs = session.client("sqs")
-    attributes = sqs.get_queue_attributes(QueueUrl=outputs["IntakeQueueUrl"], AttributeNames=["All"])[
+    attributes = sqs.get_queue_attributes(QueueUrl=outputs[f"{queue}QueueUrl"], AttributeNames=["All"])[
         "Attributes"
     ]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["IntakeDlqUrl"], AttributeNames=["QueueArn"])
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs[f"{queue}DlqUrl"], AttributeNames=["QueueArn"])
     policy = json.loads(attributes["RedrivePolicy"])
     assert policy["deadLetterTargetArn"] == dlq_arn["Attributes"]["QueueArn"]
     assert int(policy["maxReceiveCount"]) >= 1
@@ -118,6 +124,8 @@ def test_functions_exist_with_layers_and_resolved_environment(deployed) -> None:
         "PsaWebhookFunctionName",
         "PostingSweepFunctionName",
         "PostingConsumerFunctionName",
+        "MarginConsumerFunctionName",
+        "AssignmentSweepFunctionName",
     ):
         config = lambda_.get_function(FunctionName=outputs[key])["Configuration"]
         assert config["Handler"] == "handler.handler"
@@ -135,6 +143,10 @@ def test_functions_exist_with_layers_and_resolved_environment(deployed) -> None:
     mappings = lambda_.list_event_source_mappings(FunctionName=outputs["InitiationStarterFunctionName"])
     (mapping,) = mappings["EventSourceMappings"]
     assert mapping["EventSourceArn"].endswith(":pshub-intake")
+    margin = lambda_.list_event_source_mappings(FunctionName=outputs["MarginConsumerFunctionName"])
+    (mapping,) = margin["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(":pshub-margin")
+    assert mapping["BatchSize"] == 10
 
 
 def test_rest_api_has_the_v1_routes_and_stage(deployed) -> None:
@@ -146,6 +158,7 @@ def test_rest_api_has_the_v1_routes_and_stage(deployed) -> None:
         ("/v1/webhooks/crm/opportunities", "POST"),
         ("/v1/webhooks/psa/time-entries", "POST"),
         ("/v1/webhooks/psa/expenses", "POST"),
+        ("/v1/webhooks/psa/assignments", "POST"),
         ("/v1/transactions/{correlationId}", "GET"),
     }
     stages = [s["stageName"] for s in apigateway.get_stages(restApiId=outputs["RestApiId"])["item"]]
@@ -202,7 +215,7 @@ def test_alarms_reach_the_audience_topics_and_the_dashboard_exists(deployed) -> 
 def test_alert_topics_are_encrypted_and_tls_only(deployed) -> None:
     session, outputs, _ = deployed
     sns = session.client("sns")
-    for key in ("SalesOpsTopicArn", "IntegrationEngineersTopicArn"):
+    for key in ("SalesOpsTopicArn", "IntegrationEngineersTopicArn", "DeliveryManagersTopicArn"):
         attributes = sns.get_topic_attributes(TopicArn=outputs[key])["Attributes"]
         assert attributes["KmsMasterKeyId"].startswith("arn:aws:kms:")
         statements = json.loads(attributes["Policy"])["Statement"]
@@ -211,6 +224,31 @@ def test_alert_topics_are_encrypted_and_tls_only(deployed) -> None:
             for s in statements
         )
         assert sns.list_subscriptions_by_topic(TopicArn=outputs[key])["Subscriptions"] == []
+
+
+def test_the_analytics_bucket_exists_encrypted_and_the_margin_consumer_can_write_margins(deployed) -> None:
+    session, outputs, _ = deployed
+    s3 = session.client("s3")
+    bucket = outputs["AnalyticsBucketName"]
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    variables = session.client("lambda").get_function(FunctionName=outputs["MarginConsumerFunctionName"])[
+        "Configuration"
+    ]["Environment"]["Variables"]
+    assert variables["ANALYTICS_BUCKET"] == bucket
+    assert variables["ALERTS_TOPIC_ARN"] == outputs["DeliveryManagersTopicArn"]
+    assert variables["MARGIN_DLQ_URL"] == outputs["MarginDlqUrl"]
+    s3.put_object(Bucket=bucket, Key="margins/date=2026-11-26/hour=09/probe.jsonl", Body=b"{}\n")
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="margins/")["KeyCount"] == 1
+
+
+def test_the_parked_margins_alarm_reaches_finance_ops(deployed) -> None:
+    session, outputs, _ = deployed
+    (alarm,) = session.client("cloudwatch").describe_alarms(AlarmNames=["pshub-parked-margins"])[
+        "MetricAlarms"
+    ]
+    assert alarm["AlarmActions"] == [outputs["FinanceOpsTopicArn"]]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": outputs["MarginDlqUrl"].rsplit("/", 1)[-1]}]
 
 
 def test_email_subscriptions_and_alarm_references_are_created_locally() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aws_cdk.assertions import Match
 
 from hub.settings import FUNCTION_SETTINGS
+from infra.config import ConfigError, HubConfig
 from infra.function import SHARED_VARIABLES
 from infra.queues import VISIBILITY_FACTOR
 from tests.infra.stack_view import Synth, function_by_name, render
@@ -162,6 +164,7 @@ def test_tables_are_on_demand_encrypted_recoverable_and_expire_items(synth: Synt
             {"by_business_key": ["gsi1pk", "gsi1sk"], "by_status": ["gsi2pk", "gsi2sk"]},
         ),
         ("TablesRouting", [("pk", "HASH"), ("sk", "RANGE")], None, {}),
+        ("TablesPlanning", [("pk", "HASH"), ("sk", "RANGE")], "ttl", {}),
         ("TablesIdempotency", [("id", "HASH")], "expiration", {}),
     ],
 )
@@ -178,6 +181,141 @@ def test_table_layout_matches_the_code_that_uses_it(synth: Synth, prefix, keys, 
         for i in props.get("GlobalSecondaryIndexes", [])
     }
     assert found == indexes
+
+
+@pytest.mark.parametrize("prefix", ["TablesLedger", "TablesRouting", "TablesPlanning"])
+def test_business_records_and_the_firms_data_outlive_the_stack(synth: Synth, prefix: str) -> None:
+    """The ledger, the routing table and the planning table (FX rates, floors, margin history) are kept."""
+    (table,) = [t for k, t in synth.of_type("AWS::DynamoDB::Table").items() if k.startswith(prefix)]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+# --- analytics bucket -----------------------------------------------------------------------------------
+
+
+def _analytics_bucket(synth: Synth) -> tuple[str, dict]:
+    ((logical_id, bucket),) = synth.of_type("AWS::S3::Bucket").items()
+    return logical_id, bucket
+
+
+def test_the_analytics_bucket_is_private_encrypted_versioned_and_kept(synth: Synth) -> None:
+    _, bucket = _analytics_bucket(synth)
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    assert "BucketName" not in props, "S3 names are global: let CloudFormation name it"
+
+
+def test_the_analytics_bucket_keeps_current_records_and_cleans_up_what_was_replaced(synth: Synth) -> None:
+    _, bucket = _analytics_bucket(synth)
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert all(r["Status"] == "Enabled" for r in rules.values())
+    # Records are never expired nor moved to a cheaper class (a few KB each: a transition would cost more).
+    assert not any("ExpirationInDays" in r or "Transitions" in r for r in rules.values())
+    assert rules["expire-replaced-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+    assert rules["expire-replaced-versions"]["ExpiredObjectDeleteMarker"] is True
+    assert rules["abort-interrupted-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_the_analytics_bucket_refuses_plain_http(synth: Synth) -> None:
+    bucket_id, _ = _analytics_bucket(synth)
+    (policy,) = synth.of_type("AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
+    (deny,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Action"] == "s3:*"
+    assert deny["Principal"] == {"AWS": "*"}
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {render(r) for r in deny["Resource"]} == {
+        f"<GetAtt:{bucket_id}.Arn>",
+        f"<GetAtt:{bucket_id}.Arn>/*",
+    }
+
+
+# --- workforce margin -----------------------------------------------------------------------------------
+
+
+def test_the_margin_consumer_reads_batches_of_10_with_partial_failures_and_two_at_a_time(
+    synth: Synth,
+) -> None:
+    consumer_id, _ = function_by_name(synth, "margin_consumer")
+    margin_id = next(
+        k for k, q in _queues(synth)[1].items() if q["Properties"]["QueueName"] == "pshub-margin"
+    )
+    dlq_id = synth.resources[margin_id]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert synth.resources[dlq_id]["Properties"]["QueueName"] == "pshub-margin-dlq"
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": consumer_id},
+            "EventSourceArn": {"Fn::GetAtt": [margin_id, "Arn"]},
+            "BatchSize": 10,
+            "MaximumBatchingWindowInSeconds": 5,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 2},
+        },
+    )
+
+
+def test_the_assignment_sweep_runs_nightly_on_the_configured_cron(synth: Synth) -> None:
+    sweep_id, _ = function_by_name(synth, "assignment_sweep")
+    cron = synth.app.node.try_get_context("assignmentSweepCron")
+    assert cron == "cron(0 2 * * ? *)"
+    # A scheduled rule targeting the function's Arn: what local/stack.py fire_schedule looks for.
+    (rule,) = [
+        r
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if any(t["Arn"] == {"Fn::GetAtt": [sweep_id, "Arn"]} for t in r["Properties"].get("Targets", []))
+    ]
+    assert rule["Properties"]["ScheduleExpression"] == cron
+    assert rule["Properties"]["State"] == "ENABLED"
+
+
+def test_the_margin_consumer_gets_the_floor_bucket_and_delivery_managers_topic(synth: Synth) -> None:
+    _, consumer = function_by_name(synth, "margin_consumer")
+    variables = consumer["Properties"]["Environment"]["Variables"]
+    assert variables["DEFAULT_MARGIN_FLOOR"] == synth.app.node.try_get_context("defaultMarginFloor") == "0.20"
+    bucket_id, _ = _analytics_bucket(synth)
+    assert variables["ANALYTICS_BUCKET"] == {"Ref": bucket_id}
+    (topic_id,) = [
+        k
+        for k, t in synth.of_type("AWS::SNS::Topic").items()
+        if t["Properties"]["TopicName"] == "pshub-delivery-managers"
+    ]
+    assert variables["ALERTS_TOPIC_ARN"] == {"Ref": topic_id}
+
+
+@pytest.mark.parametrize(
+    ("function", "queue"),
+    [
+        ("psa_webhook", "pshub-margin"),
+        ("worker_consumer", "pshub-margin"),
+        ("assignment_sweep", "pshub-margin"),
+        ("margin_consumer", "pshub-margin-dlq"),
+    ],
+)
+def test_margin_queue_urls_point_at_the_margin_queues(synth: Synth, function: str, queue: str) -> None:
+    _, resource = function_by_name(synth, function)
+    variables = resource["Properties"]["Environment"]["Variables"]
+    (url,) = [v for k, v in variables.items() if k.startswith("MARGIN_") and k.endswith("_URL")]
+    assert synth.resources[url["Ref"]]["Properties"]["QueueName"] == queue
+
+
+@pytest.mark.parametrize(
+    "function", ["initiation_steps", "worker_sync", "worker_consumer", "margin_consumer"]
+)
+def test_planning_table_variables_name_the_planning_table(synth: Synth, function: str) -> None:
+    _, resource = function_by_name(synth, function)
+    ref = resource["Properties"]["Environment"]["Variables"]["PLANNING_TABLE"]["Ref"]
+    assert ref.startswith("TablesPlanning")
 
 
 # --- functions ------------------------------------------------------------------------------------------
@@ -260,6 +398,21 @@ def test_transactions_experience_api_requires_iam_and_its_path_parameter(synth: 
     assert method["Integration"]["Type"] == "AWS_PROXY"
 
 
+@pytest.mark.parametrize("path", ["time-entries", "expenses", "assignments"])
+def test_psa_webhooks_are_lambda_proxies_to_the_psa_webhook_authenticated_by_its_handler(
+    synth: Synth, path: str
+) -> None:
+    method = _method(synth, "POST", path)
+    assert method["AuthorizationType"] == "NONE"
+    assert "RequestValidatorId" in method
+    assert set(method["RequestModels"]) == {"application/json"}
+    psa_webhook_id, _ = function_by_name(synth, "psa_webhook")
+    assert psa_webhook_id in json.dumps(method["Integration"]["Uri"])
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    parent = synth.resources[synth.resources[method["ResourceId"]["Ref"]]["Properties"]["ParentId"]["Ref"]]
+    assert parent["Properties"]["PathPart"] == "psa"
+
+
 def test_crm_webhook_is_a_lambda_proxy_authenticated_by_its_handler(synth: Synth) -> None:
     method = _method(synth, "POST", "opportunities")
     assert method["AuthorizationType"] == "NONE"
@@ -338,6 +491,7 @@ def test_outputs_let_the_local_stack_discover_every_resource(synth: Synth) -> No
         "LedgerTableName",
         "RoutingTableName",
         "IdempotencyTableName",
+        "PlanningTableName",
         "IntakeQueueUrl",
         "IntakeDlqUrl",
         "ProjectInitiationStateMachineArn",
@@ -346,6 +500,10 @@ def test_outputs_let_the_local_stack_discover_every_resource(synth: Synth) -> No
         "CrmSecretArn",
         "PsaSecretArn",
         "ErpSecretArns",
+        "MarginQueueUrl",
+        "MarginDlqUrl",
+        "AnalyticsBucketName",
+        "DeliveryManagersTopicArn",
     }
     assert expected <= set(synth.outputs)
     function_outputs = {k for k in synth.outputs if k.endswith("FunctionName")}
@@ -362,6 +520,74 @@ def test_the_stack_takes_its_name_and_erp_systems_from_context(tmp_path) -> None
     )
     assert stack.stack_name == "acme-hub"
     assert list(stack.secrets.erp) == ["bc-de"]
+
+
+def test_the_sweep_cron_margin_floor_and_sync_interval_come_from_context(tmp_path) -> None:
+    from aws_cdk.assertions import Template
+
+    from app import build_app
+
+    _, stack = build_app(
+        {
+            "assignmentSweepCron": "cron(30 3 ? * MON-FRI *)",
+            "defaultMarginFloor": "0.35",
+            "workerSyncMinutes": 30,
+            "sweepMinutes": 5,
+        },
+        outdir=tmp_path,
+        nag=False,
+    )
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    folders = {
+        logical_id: r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+    schedules = {
+        folders[target["Arn"]["Fn::GetAtt"][0]]: r["Properties"]["ScheduleExpression"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+        for target in r["Properties"]["Targets"]
+    }
+    assert schedules == {
+        "assignment_sweep": "cron(30 3 ? * MON-FRI *)",
+        "worker_sync": "rate(30 minutes)",
+        "posting_sweep": "rate(5 minutes)",
+    }
+    (consumer,) = [resources[k] for k, name in folders.items() if name == "margin_consumer"]
+    assert consumer["Properties"]["Environment"]["Variables"]["DEFAULT_MARGIN_FLOOR"] == "0.35"
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"assignmentSweepCron": "rate(1 day)"}, "assignmentSweepCron 'rate(1 day)'"),
+        ({"assignmentSweepCron": "cron(0 2 * * *)"}, "give an EventBridge cron expression"),
+        ({"assignmentSweepCron": "cron(0 2 * * * *)"}, "'?' in day-of-month or day-of-week"),
+        ({"assignmentSweepCron": "cron(0 2 ? * ? *)"}, "'?' in day-of-month or day-of-week"),
+        ({"defaultMarginFloor": "20%"}, "defaultMarginFloor '20%'"),
+        ({"defaultMarginFloor": "1.5"}, "between 0 and 1"),
+        ({"defaultMarginFloor": "-0.1"}, "between 0 and 1"),
+    ],
+)
+def test_sweep_cron_and_margin_floor_errors_say_what_is_wrong(context: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        HubConfig.from_context(context)
+
+
+@pytest.mark.parametrize(
+    ("context", "cron", "floor"),
+    [
+        ({}, "cron(0 2 * * ? *)", "0.20"),
+        ({"assignmentSweepCron": " cron(15 1 ? * SUN *) "}, "cron(15 1 ? * SUN *)", "0.20"),
+        ({"defaultMarginFloor": 0.25}, "cron(0 2 * * ? *)", "0.25"),  # a JSON number from -c
+        ({"defaultMarginFloor": "0"}, "cron(0 2 * * ? *)", "0"),
+        ({"defaultMarginFloor": "1.0"}, "cron(0 2 * * ? *)", "1.0"),
+    ],
+)
+def test_sweep_cron_and_margin_floor_context_forms(context: dict, cron: str, floor: str) -> None:
+    config = HubConfig.from_context(context)
+    assert (config.assignment_sweep_cron, config.default_margin_floor) == (cron, floor)
 
 
 def test_synth_without_built_layers_says_to_run_make_layer(tmp_path) -> None:

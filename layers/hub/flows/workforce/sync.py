@@ -13,7 +13,8 @@ Each run (hourly by default, EventBridge):
 4. moves the watermark to the window's end only once the whole window is queued, with a compare-and-set:
    of two overlapping runs one advances, and the other's messages are harmless (the consumer is
    idempotent per worker and change).
-A run that is behind catches up window after window until it reaches now or its time runs short.
+A run that is behind catches up window after window until it reaches now or its time runs short (the loop
+is :func:`hub.sweeps.catch_up.catch_up`, shared with the nightly assignment sweep).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from hub.connectors.ports import HcmPort
 from hub.errors import DataValidationError, ThrottledError, TransientError
 from hub.model.workforce import Worker
+from hub.sweeps.catch_up import Worked, catch_up
 from hub.sweeps.watermarks import WatermarkPort
-from hub.sweeps.windows import advance, sweep_window
+from hub.sweeps.windows import Window
 
 KIND = "workers"  # the watermark's kind in the ledger table (SWEEP#workers)
 MIN_REMAINING_SECONDS = 20.0
@@ -110,66 +112,46 @@ def run_worker_sync(
 ) -> list[SyncRun]:
     """Read and queue window after window until caught up with now (or out of time, or stopped by the HCM);
     one :class:`SyncRun` per window read."""
-    runs: list[SyncRun] = []
-    while remaining() >= MIN_REMAINING_SECONDS:
-        moment = now()
-        run = _one_window(hcm, store, enqueue, park, moment, overlap, max_span, first_lookback)
-        runs.append(run)
-        behind = run.window.until < moment.replace(microsecond=0)  # the window stopped at max_span
-        if run.advanced_to is None or not behind:
-            break
-    return runs
 
+    def work(window: Window) -> Worked:
+        try:
+            changes = hcm.changed_workers(changed_since=window.updated_after, until=window.updated_before)
+        except (ThrottledError, TransientError) as failed:
+            reason = "hcm-throttled" if isinstance(failed, ThrottledError) else "hcm-unavailable"
+            return Worked(counts={"read": 0, "enqueued": 0, "unmappable": 0}, stopped=reason)
+        messages = [WorkerMessage(worker=w) for w in changes.workers]
+        for hcm_id, problem in changes.unmappable.items():
+            park(hcm_id, problem)
+        read, unmappable = len(messages) + len(changes.unmappable), len(changes.unmappable)
+        try:
+            if messages:
+                enqueue(messages)
+        except TransientError:
+            return Worked({"read": read, "enqueued": 0, "unmappable": unmappable}, stopped="enqueue-failed")
+        return Worked({"read": read, "enqueued": len(messages), "unmappable": unmappable})
 
-def _one_window(
-    hcm: HcmPort,
-    store: WatermarkPort,
-    enqueue: Enqueue,
-    park: Park,
-    now: dt.datetime,
-    overlap: dt.timedelta,
-    max_span: dt.timedelta,
-    first_lookback: dt.timedelta,
-) -> SyncRun:
-    stored = store.get(KIND)
-    watermark = stored if stored is not None else now - first_lookback
-    window = sweep_window(watermark, now, overlap, max_span)
-    sync_window = SyncWindow(changed_since=window.updated_after, until=window.updated_before)
-    try:
-        changes = hcm.changed_workers(changed_since=window.updated_after, until=window.updated_before)
-    except (ThrottledError, TransientError) as failed:
-        reason = "hcm-throttled" if isinstance(failed, ThrottledError) else "hcm-unavailable"
-        return SyncRun(window=sync_window, read=0, enqueued=0, unmappable=0, advanced_to=None, reason=reason)
-    messages = [WorkerMessage(worker=w) for w in changes.workers]
-    for hcm_id, problem in changes.unmappable.items():
-        park(hcm_id, problem)
-    try:
-        if messages:
-            enqueue(messages)
-    except TransientError:
-        return SyncRun(
-            window=sync_window,
-            read=len(messages) + len(changes.unmappable),
-            enqueued=0,
-            unmappable=len(changes.unmappable),
-            advanced_to=None,
-            reason="enqueue-failed",
-        )
-    counts = {
-        "read": len(messages) + len(changes.unmappable),
-        "enqueued": len(messages),
-        "unmappable": len(changes.unmappable),
-    }
-    new = advance(watermark, window, ())
-    moved = store.save(KIND, new, expected=stored, window=window, counts=counts)
-    return SyncRun(
-        window=sync_window,
-        read=counts["read"],
-        enqueued=len(messages),
-        unmappable=len(changes.unmappable),
-        advanced_to=new if moved else None,
-        reason=None if moved else "watermark-moved",
+    runs = catch_up(
+        KIND,
+        work=work,
+        store=store,
+        now=now,
+        overlap=overlap,
+        max_span=max_span,
+        first_lookback=first_lookback,
+        remaining=remaining,
+        min_remaining=MIN_REMAINING_SECONDS,
     )
+    return [
+        SyncRun(
+            window=SyncWindow(changed_since=r.window.updated_after, until=r.window.updated_before),
+            read=r.counts["read"],
+            enqueued=r.counts["enqueued"],
+            unmappable=r.counts["unmappable"],
+            advanced_to=r.advanced_to,
+            reason=r.reason,
+        )
+        for r in runs
+    ]
 
 
 class DueRun(_Model):
