@@ -15,12 +15,21 @@ def demo(
         None,
         help="Workers per legal entity in the month end (about 30 entries each; default 20); 0 skips it.",
     ),
+    workforce_workers: int | None = typer.Option(
+        None, help="Workers hired in the HCM for the workforce step (default 200); 0 skips it."
+    ),
 ) -> None:
-    """Start the local stack, run the closed-won scenario and the month end; non-zero exit if anything is
-    unaccounted for or was created twice."""
-    from local.demo import main
+    """Start the local stack, run the closed-won scenario, the month end and the workforce step; non-zero exit
+    if anything is unaccounted for or was created twice."""
+    from local.demo import MONTH_END_WORKERS, main
+    from local.workforce import WORKERS
 
-    raise typer.Exit(main() if month_end_workers is None else main(month_end_workers))
+    raise typer.Exit(
+        main(
+            MONTH_END_WORKERS if month_end_workers is None else month_end_workers,
+            WORKERS if workforce_workers is None else workforce_workers,
+        )
+    )
 
 
 @app.command()

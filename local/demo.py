@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hub.flows.initiation.intake import business_key, correlation_id_for
-from local import month_end
+from local import month_end, workforce
 from local.month_end import MonthEndConfig, run_month_end
 from local.psa_seed import MonthEndLoad
 from local.sandboxes.base import Faults
@@ -200,7 +200,7 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def main(month_end_workers: int = MONTH_END_WORKERS) -> int:
+def main(month_end_workers: int = MONTH_END_WORKERS, workforce_workers: int = workforce.WORKERS) -> int:
     """The closed-won scenario, then the month end on the same stack (``month_end_workers`` per entity sets
     its volume; 0 skips it). Non-zero if a deal is unaccounted for, anything was created or posted twice, or
     the month end does not add up."""
@@ -228,8 +228,15 @@ def main(month_end_workers: int = MONTH_END_WORKERS) -> int:
             with _progress(console) as progress:
                 month = run_month_end(stack, config, progress=progress)
             month_end.report(console, month)
+        staffing = None
+        if workforce_workers > 0:
+            console.rule("workforce: HCM workers into the PSA, and the projects' planned margin")
+            with console.status("worker sync, staffing, HCM changes, re-pricing"):
+                staffing = workforce.run_workforce(stack, workers=workforce_workers)
+            workforce.report(console, staffing)
     finally:
         stack.stop()
     unaccounted = len(outcome.deals) - outcome.completed - outcome.parked
     month_wrong = month is not None and (bool(month.problems) or not month.conserved)
-    return 1 if unaccounted or outcome.problems or month_wrong else 0
+    staffing_wrong = staffing is not None and bool(staffing.problems)
+    return 1 if unaccounted or outcome.problems or month_wrong or staffing_wrong else 0

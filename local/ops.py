@@ -138,13 +138,24 @@ def _outputs(client: Any, stack: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
-QUEUES = {"intake": ("IntakeQueueUrl", "IntakeDlqUrl"), "posting": ("PostingQueueUrl", "PostingDlqUrl")}
-FLOWS = {"intake": "project-initiation", "posting": "time-expense-posting"}
+QUEUES = {
+    "intake": ("IntakeQueueUrl", "IntakeDlqUrl"),
+    "posting": ("PostingQueueUrl", "PostingDlqUrl"),
+    "workers": ("WorkerQueueUrl", "WorkerDlqUrl"),
+    "margin": ("MarginQueueUrl", "MarginDlqUrl"),
+}
+FLOWS = {
+    "intake": "project-initiation",
+    "posting": "time-expense-posting",
+    "workers": "worker-sync",
+    "margin": "project-margin",
+}
+QUEUE_HELP = "intake (deals), posting (time and expenses), workers (HCM workers) or margin (project margins)"
 
 
 @cli.command("parked")
 def parked_command(
-    queue: str = typer.Option("intake", help="intake (deals) or posting (time and expenses)"),
+    queue: str = typer.Option("intake", help=QUEUE_HELP),
     stack: str = "pshub",
     endpoint_url: str | None = None,
     region: str = "us-east-1",
@@ -171,7 +182,7 @@ def parked_command(
 @cli.command("redrive")
 def redrive_command(
     correlation_id: str | None = None,
-    queue: str = typer.Option("intake", help="intake (deals) or posting (time and expenses)"),
+    queue: str = typer.Option("intake", help=QUEUE_HELP),
     from_ledger: bool = typer.Option(
         False, help="redrive what the ledger says is parked (held message expired)"
     ),
@@ -189,6 +200,8 @@ def redrive_command(
     outputs = _outputs(client, stack)
     source_key, dlq_key = QUEUES[queue]
     if from_ledger:
+        if queue not in ("intake", "posting"):
+            raise typer.BadParameter("--from-ledger redrives deals and time and expenses only")
         from hub.ledger import Ledger
 
         table_name = outputs["LedgerTableName"]

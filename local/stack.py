@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local import finance_config, lambda_runtime, moto_speedups
+from local import finance_config, lambda_runtime, moto_speedups, workforce_config
 from local.api_server import ApiServer
 from local.finance_config import ENTITIES
 from local.pollers import Mapping, QueuePoller
@@ -39,6 +39,7 @@ from local.sandboxes.kantata import KantataSandbox
 from local.sandboxes.netsuite import NetSuiteSandbox
 from local.sandboxes.salesforce import SalesforceSandbox
 from local.sandboxes.server import SandboxServer
+from local.sandboxes.workday import WorkdaySandbox
 from local.template import Template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +77,7 @@ class Sandboxes:
     kantata: KantataSandbox
     netsuite: dict[str, NetSuiteSandbox]
     business_central: dict[str, BusinessCentralSandbox] = field(default_factory=dict)
+    workday: WorkdaySandbox = field(default_factory=WorkdaySandbox)
     servers: dict[str, SandboxServer] = field(default_factory=dict)
 
     @classmethod
@@ -129,6 +131,7 @@ class Sandboxes:
             "kantata": self.kantata,
             **self.netsuite,
             **self.business_central,
+            "workday": self.workday,
         }
 
     def erp(self, system: str) -> NetSuiteSandbox | BusinessCentralSandbox:
@@ -220,6 +223,7 @@ class LocalStack:
         self._put_secrets()
         self._seed_routing()
         self._seed_posting_config()
+        self._seed_planning()
         self._start_pollers()
         self.api = ApiServer(
             self.template.api_routes(),
@@ -379,6 +383,25 @@ class LocalStack:
                     "token": self.sandboxes.kantata.initial_tokens[0],
                     "home_countries": {e["code"]: e["country"] for e in finance_config.ENTITIES},
                     "account_time_zone": self.sandboxes.kantata.time_zone,
+                    # the resource pool: new workers are invited at this address, rates in this currency
+                    "invitation_email_template": workforce_config.INVITATION_EMAIL_TEMPLATE,
+                    "account_currency": workforce_config.PSA_ACCOUNT_CURRENCY,
+                }
+            ),
+        )
+        workday = self.sandboxes.workday
+        sm.put_secret_value(
+            SecretId=self.outputs["HcmSecretArn"],
+            SecretString=json.dumps(
+                {
+                    "base_url": self.sandboxes.url("workday"),
+                    "tenant": workday.tenant,
+                    "client_id": workday.client_id,
+                    "client_secret": workday.client_secret,
+                    "refresh_token": workforce_config.WORKDAY_REFRESH_TOKEN,
+                    "report_owner": workday.report_owner,
+                    "legal_entities": workforce_config.WORKDAY_COMPANIES,
+                    "tenant_time_zone": workday.time_zone,
                 }
             ),
         )
@@ -473,6 +496,25 @@ class LocalStack:
             config.put_policy(policy)
         for rule in finance_config.TAX_RULES:
             config.put_tax_rule(rule)
+
+    def _seed_planning(self) -> None:
+        """FX rates and each entity's margin floor (data in the planning table), the Kantata resource pool's
+        custom fields and departments as an administrator sets them up once, and a queue subscribed to the
+        delivery managers' topic (what an e-mail subscription would receive), for the demo to read."""
+        from hub.planning import PlanningStore
+
+        name = self.outputs["PlanningTableName"]
+        store = PlanningStore(name, self.session.resource("dynamodb", endpoint_url=self.endpoint).Table(name))
+        store.put_fx(workforce_config.FX_RATES)
+        for entity, floor in workforce_config.MARGIN_FLOORS.items():
+            store.put_entity_floor(entity, floor)
+        workforce_config.prepare_kantata(self.sandboxes.kantata)
+        sqs, sns = self.client("sqs"), self.client("sns")
+        self.alerts_queue_url = sqs.create_queue(QueueName=f"{STACK_NAME}-delivery-alerts-inbox")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=self.alerts_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=self.outputs["DeliveryManagersTopicArn"], Protocol="sqs", Endpoint=inbox_arn)
 
     def _start_pollers(self) -> None:
         """Replace moto's synchronous SQS->Lambda trigger with pollers built from the template's mappings."""

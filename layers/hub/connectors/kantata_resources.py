@@ -479,10 +479,7 @@ class KantataResources(KantataPsa):
     def _skill_ids(self, names: list[str], run: _Run) -> dict[str, str | HubError]:
         """Case-folded skill name -> id, creating the missing skills (or the error that refused one)."""
         if run.skills is None:
-            run.skills = {}
-            for answer in self._pages("/skills.json", _paged(rm.listing_params())):
-                for name, skill_id in rm.named_ids(answer, "skills").items():
-                    run.skills.setdefault(name, skill_id)
+            run.skills = self._skill_listing()
         out: dict[str, str | HubError] = dict(run.skills)
         missing = list(dict.fromkeys(n for n in names if n.casefold() not in out))
         if not missing:
@@ -501,8 +498,9 @@ class KantataResources(KantataPsa):
                 answer = self._call("POST", "/skills.json", json=rm.skill_body(name, category))
             except RETRYABLE:
                 raise
-            except HubError as error:
-                out[name.casefold()] = error
+            except HubError as error:  # refused: created by a concurrent batch meanwhile, or really refused
+                run.skills = self._skill_listing()
+                out[name.casefold()] = run.skills.get(name.casefold(), error)
                 continue
             created = self._created(answer, "skills")
             run.skills[name.casefold()] = out[name.casefold()] = created
@@ -526,8 +524,11 @@ class KantataResources(KantataPsa):
                 )
             except RETRYABLE:
                 raise
-            except HubError as error:
-                failed[name.casefold()] = error
+            except HubError as error:  # "name has already been taken": another batch created it meanwhile
+                run.organizations = None
+                organizations = self._organizations(run)
+                if name.casefold() not in organizations.departments:
+                    failed[name.casefold()] = error
                 continue
             organizations.departments[name.casefold()] = self._created(answer, "organizations")
         wanted: dict[_Slot, str] = {}
@@ -681,6 +682,13 @@ class KantataResources(KantataPsa):
                 for definition in rm.custom_fields_of(answer):
                     run.custom_fields.setdefault(definition.name.casefold(), definition)
         return run.custom_fields
+
+    def _skill_listing(self) -> dict[str, str]:
+        skills: dict[str, str] = {}
+        for answer in self._pages("/skills.json", _paged(rm.listing_params())):
+            for name, skill_id in rm.named_ids(answer, "skills").items():
+                skills.setdefault(name, skill_id)
+        return skills
 
     def _organizations(self, run: _Run) -> rm.Organizations:
         if run.organizations is None:

@@ -146,6 +146,37 @@ def test_a_new_worker_is_invited_with_its_reference_rate_department_skills_and_w
     assert rates_of(kantata, user) == {"USD": 8_000}
 
 
+def test_a_department_and_a_skill_another_batch_created_meanwhile_are_used_not_refused(kantata):
+    """Two consumers' batches both find the department and the skill missing; the second's create is refused
+    ("name has already been taken") and it uses the one the first created."""
+
+    def concurrent_batch_first(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/organizations.json"):
+            kantata.seed_organization("Advisory Labs")  # the other batch's create lands first
+        if request.method == "POST" and request.url.path.endswith("/skills.json"):
+            kantata.seed_skill("Rust")
+        return kantata.handle(request)
+
+    pool = KantataResources(
+        httpx.Client(transport=httpx.MockTransport(concurrent_batch_first)),
+        token=TOKEN,
+        base_url=KANTATA_URL,
+        retry=RetryPolicy(sleep=lambda seconds: None),
+        email_for=rm.invitation_email("{hcm_id}@staff.example"),
+        account_currency="USD",
+    )
+    ada = worker(
+        hcm_id="E2001", skills=("Rust",), placements=(placement(department="Advisory Labs"),)
+    )
+
+    [result] = pool.upsert_resources([ada], today=TODAY)
+
+    assert result.error is None and result.outcome == "created"
+    assert department_of(kantata, result.psa_user_id) == "Advisory Labs"
+    assert [m["cached_skill_name"] for m in kantata.skill_memberships()] == ["Rust"]
+    assert [o["name"] for o in kantata.organizations()].count("Advisory Labs") == 1
+
+
 def test_a_rerun_of_an_unchanged_worker_makes_no_write_call_before_or_after_they_accept(kantata, pool):
     ada = worker(hcm_id="E2001", skills=("SAP FI",), manager_hcm_id="E0001")
     boss = worker(hcm_id="E0001", display_name="Grace Hopper")

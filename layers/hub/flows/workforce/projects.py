@@ -4,15 +4,15 @@ projects)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from hub.flows.workforce import MARGIN_FLOW
 from hub.queues import send_all
 
-MARGIN_FLOW = "project-margin"
+__all__ = ["MARGIN_FLOW", "Cause", "MarginRequest", "correlation_id_for", "enqueue_projects"]
 CauseKind = Literal["assignment", "worker", "sweep", "redrive"]
 
 
@@ -57,6 +57,3 @@ def enqueue_projects(sqs: Any, queue_url: str, requests: Sequence[MarginRequest]
         what="project(s) to re-price",
     )
 
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
