@@ -102,24 +102,6 @@ def test_approved_entries_on_the_queue_post_once_and_every_message_is_done(world
     assert drain(hub.posting_queue_url) == [] and world.parked() == []
 
 
-def test_a_batch_posts_and_records_a_chunk_at_a_time_so_other_batches_keep_the_erp_busy(world):
-    entries = [time_entry(psa_id=f"TE-{n:02d}", worker_id=f"W-{n}", hours="7") for n in range(45)]
-    world.psa.put(*entries)
-    world.send(*entries)
-    recorded_at_each_call: list[int] = []
-
-    def count_recorded() -> None:
-        statuses = [(world.status("time-entry", e.psa_id) or {}).get("status") for e in entries]
-        recorded_at_each_call.append(statuses.count("COMPLETED"))
-
-    world.erp.during_post = count_recorded
-
-    messages, failed = world.consume()
-
-    assert len(messages) == 45 and failed == set() and len(world.erp.records) == 45
-    assert recorded_at_each_call == [0, 20, 40]  # each chunk recorded before the next one posts
-
-
 def test_duplicates_in_one_batch_and_across_redeliveries_post_once(world, hub):
     entry = time_entry(psa_id="TE-DUP")
     world.psa.put(entry)

@@ -237,8 +237,6 @@ class FakePostingErp:
     each post call (to interleave another consumer deterministically). ``posts`` counts the posts of each
     (psa id, version) that reached the ERP, ``calendar_reads`` the calendar reads."""
 
-    records_per_call = 1
-
     def __init__(self, calendar_closed: tuple[str, ...] = ()):
         self.records: dict[tuple[str, int], str] = {}
         self.posts: Counter[tuple[str, int]] = Counter()

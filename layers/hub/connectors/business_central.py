@@ -198,7 +198,6 @@ class BusinessCentralErp:
         if not 1 <= batch_size <= MAX_BATCH or lookup_terms < 1:
             raise ValueError(f"batch_size must be within 1..{MAX_BATCH} and lookup_terms >= 1")
         self.system = system
-        self.records_per_call = batch_size  # one $batch
         self._auth = OAuth2ClientCredentials(
             client,
             token_url=token_url or bm.token_url(tenant_id),

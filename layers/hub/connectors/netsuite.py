@@ -139,8 +139,6 @@ def classify_for(system: str) -> Classifier:
 class NetSuiteErp:
     """``ErpPort`` over NetSuite's REST record API (OAuth 2.0 client credentials; one per account)."""
 
-    records_per_call = 1  # the REST record API: one record per request
-
     def __init__(
         self,
         client: httpx.Client,

@@ -167,10 +167,6 @@ class ErpPostingPort(Protocol):
     """One per ERP system. Posting is idempotent by the entry's id and version (the adapter's external id);
     adapters batch where the ERP allows it (Business Central ``$batch``), one record per call where not."""
 
-    # What one request carries (NetSuite 1, a Business Central ``$batch`` up to 100): the poster hands the
-    # adapter at least this many at a time, so chunking a batch never costs an extra request.
-    records_per_call: int
-
     def accounting_calendar(self, legal_entity_code: str, *, subsidiary_id: str) -> AccountingCalendar: ...
 
     def post_time_entries(self, items: Sequence[PostTime]) -> list[PostingResult]: ...

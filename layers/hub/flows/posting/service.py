@@ -100,12 +100,6 @@ class PostingDeps:
         self._calendars.pop((route.erp_system, route.legal_entity.code), None)
 
 
-# A batch posts and records its entries a chunk at a time: while one consumer records a chunk, the others'
-# chunks keep the ERP's concurrency pool busy (posting a whole batch before recording any of it kept every
-# consumer in step, so the pool idled while they all recorded at once).
-POST_CHUNK = 20
-
-
 class Fate(StrEnum):
     POSTED = "posted"
     DUPLICATE = "duplicate"
@@ -289,20 +283,9 @@ def post_batch(
     if adjusted:
         deps.events.publish(*adjusted)
     for system, pairs in to_post.items():
-        for chunk in _chunks(system, pairs, deps):
-            _post_to(system, chunk, trail, outcome, decide)
-            trail.flush()
+        _post_to(system, pairs, trail, outcome, decide)
     trail.flush()
     return outcome
-
-
-def _chunks(system: str, pairs: list[tuple[Item, Any]], deps: PostingDeps) -> list[list[tuple[Item, Any]]]:
-    """``POST_CHUNK`` at a time, never less than one ERP request carries."""
-    try:
-        size = max(POST_CHUNK, deps.erp(system).records_per_call)
-    except HubError:  # the adapter cannot be built: posting the lot records that error for each entry
-        size = len(pairs)
-    return [pairs[start : start + size] for start in range(0, len(pairs), size)]
 
 
 def _settle(
