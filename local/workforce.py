@@ -326,6 +326,8 @@ def report(console: Console, result: WorkforceResult) -> None:
         f"run {n + 1}: {s['enqueued']} queued ({s['read']} read, {s['unmappable']} unmappable)"
         for n, s in enumerate(result.syncs)
     )
+    if len(result.syncs) > 1:
+        syncs += " (a run re-reads its 15-minute overlap: a change already applied is a duplicate)"
     console.print(
         f"HCM -> PSA: {result.hired} workers hired; {syncs}; Kantata's pool holds {result.members} "
         f"({result.active} active, {result.disabled} disabled)",
@@ -335,7 +337,9 @@ def report(console: Console, result: WorkforceResult) -> None:
         console.print(f"  HCM change: worker {worker} {change}", highlight=False)
     if result.transferred_entity:
         console.print(f"  the transferred worker's legal entity in Kantata: {result.transferred_entity}")
-    table = Table("project", "version", "planned hours", "revenue", "cost", "margin", "floor", "why")
+    table = Table(
+        "project", "version", "planned hours", "unpriced h", "revenue", "cost", "margin", "floor", "why"
+    )
     for staffing in result.staffed:
         for m in result.margins.get(staffing.psa_project_id, []):
             pct = m.get("margin_pct")
@@ -343,6 +347,7 @@ def report(console: Console, result: WorkforceResult) -> None:
                 f"{staffing.name} ({staffing.psa_project_id})",
                 str(m["version"]),
                 str(m["hours"]),
+                str(sum((Decimal(str(u["hours"])) for u in m.get("unpriced", [])), Decimal(0))),
                 f"{Decimal(m['revenue']['amount']):,.2f} {m['currency']}",
                 f"{Decimal(m['cost']['amount']):,.2f}",
                 "n/a" if pct is None else f"{Decimal(pct) * 100:.1f}%",
