@@ -329,8 +329,9 @@ class HubStack(Stack):
             ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
             conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SWEEP#*", "TX#worker:*"]}},
         )
-        # PlanningStore.due: the workers whose future-dated change takes effect today, queued again.
-        tbl.grant(worker_sync.role, tables.planning, ("dynamodb:GetItem", "dynamodb:Query"))
+        # PlanningStore.due and .workers: who has a future-dated change taking effect today (Query), and
+        # those workers as last applied (BatchGetItem), queued again.
+        tbl.grant(worker_sync.role, tables.planning, ("dynamodb:Query", "dynamodb:BatchGetItem"))
         workers.queue.grant_send_messages(worker_sync.role)
         secrets.hcm.grant_read(worker_sync.role)
         events.Rule(

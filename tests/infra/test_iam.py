@@ -279,7 +279,7 @@ def test_the_worker_sync_writes_only_its_watermark_and_worker_transactions_and_r
 
 def test_the_worker_sync_only_reads_the_planning_table_for_changes_due_today(synth: Synth) -> None:
     planning = _logical(synth, "AWS::DynamoDB::Table", "TablesPlanning")
-    assert _data_grants(synth, "worker_sync")[planning] == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert _data_grants(synth, "worker_sync")[planning] == {"dynamodb:Query", "dynamodb:BatchGetItem"}
 
 
 def test_the_worker_consumer_reaches_the_psa_secret_only_and_sends_to_its_own_queues(synth: Synth) -> None:
