@@ -24,7 +24,7 @@ from hub.connectors.ports import PsaResourcePort
 from hub.flows.workforce.assignment_sweep import Enqueue, SweepRun, run_assignment_sweep
 from hub.observability import entry, logger, metrics
 from hub.settings import AssignmentSweepSettings, load
-from hub.sweeps.catch_up import WATERMARK_MOVED
+from hub.sweeps.catch_up import WATERMARK_MOVED, seconds_left
 from hub.sweeps.watermarks import WatermarkPort
 
 
@@ -66,13 +66,6 @@ def default_deps() -> SweepDeps:
     )
 
 
-def _remaining(context: Any) -> Callable[[], float]:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:  # invoked without a Lambda context (a local run): no deadline
-        return lambda: float("inf")
-    return lambda: remaining() / 1000
-
-
 @entry(AssignmentSweepSettings, correlation_id_path="id")
 def handler(event: dict[str, Any], context: Any, deps: SweepDeps | None = None) -> dict[str, Any]:
     deps = deps or default_deps()
@@ -84,7 +77,7 @@ def handler(event: dict[str, Any], context: Any, deps: SweepDeps | None = None) 
         overlap=deps.overlap,
         max_span=deps.max_span,
         first_lookback=deps.first_lookback,
-        remaining=_remaining(context),
+        remaining=seconds_left(context),
     )
     for run in runs:
         logger.info("assignment sweep window", extra=run.model_dump(mode="json"))

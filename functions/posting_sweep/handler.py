@@ -37,6 +37,7 @@ from hub.flows.posting.sweep_run import (
 )
 from hub.observability import entry, logger, metrics
 from hub.settings import PostingSweepSettings, load
+from hub.sweeps.catch_up import seconds_left
 
 
 class SweepFailed(Exception):
@@ -106,13 +107,6 @@ def _kinds(event: Any) -> list[Kind]:
     return [kind for kind in KINDS if kind in asked]
 
 
-def _deadline(context: Any) -> Callable[[], float]:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:  # invoked without a Lambda context (a local run): no deadline
-        return lambda: float("inf")
-    return lambda: remaining() / 1000
-
-
 def _log(report: SweepReport) -> None:
     logger.info(
         "sweep run",
@@ -160,7 +154,7 @@ def _catch_up(kind: Kind, deps: SweepDeps, deadline: Callable[[], float]) -> Swe
 def handler(event: dict[str, Any], context: Any, deps: SweepDeps | None = None) -> dict[str, Any]:
     kinds = _kinds(event)
     deps = deps or default_deps()
-    deadline = _deadline(context)
+    deadline = seconds_left(context)
     logger.info("sweep started", extra={"event_id": event.get("id"), "kinds": kinds})
     reports: dict[str, Any] = {}
     failed: list[tuple[str, Exception]] = []

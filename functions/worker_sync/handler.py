@@ -23,6 +23,7 @@ from hub.flows.workforce.sync import Enqueue, Park, SyncRun, queue_due_changes, 
 from hub.model.workforce import Worker
 from hub.observability import entry, logger, metrics
 from hub.settings import WorkerSyncSettings, load
+from hub.sweeps.catch_up import seconds_left
 from hub.sweeps.watermarks import WatermarkPort
 
 
@@ -89,13 +90,6 @@ def default_deps() -> SyncDeps:
     )
 
 
-def _remaining(context: Any) -> Callable[[], float]:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:  # invoked without a Lambda context (a local run): no deadline
-        return lambda: float("inf")
-    return lambda: remaining() / 1000
-
-
 @entry(WorkerSyncSettings, correlation_id_path="id")
 def handler(event: dict[str, Any], context: Any, deps: SyncDeps | None = None) -> dict[str, Any]:
     deps = deps or default_deps()
@@ -108,7 +102,7 @@ def handler(event: dict[str, Any], context: Any, deps: SyncDeps | None = None) -
         overlap=deps.overlap,
         max_span=deps.max_span,
         first_lookback=deps.first_lookback,
-        remaining=_remaining(context),
+        remaining=seconds_left(context),
     )
     for run in runs:
         logger.info("worker sync window", extra=run.model_dump(mode="json"))

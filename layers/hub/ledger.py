@@ -341,22 +341,10 @@ class Ledger:
     def headers(self, correlation_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The headers of the transactions that exist, by correlation id (``BatchGetItem``, 100 per call)."""
         found: dict[str, dict[str, Any]] = {}
-        wanted = list(dict.fromkeys(correlation_ids))
-        client = self._table.meta.client
-        for start in range(0, len(wanted), 100):
-            keys = [{"pk": f"TX#{cid}", "sk": "TX"} for cid in wanted[start : start + 100]]
-            request: dict[str, Any] = {self._table.name: {"Keys": keys, "ConsistentRead": True}}
-            for attempt in range(6):
-                answer = client.batch_get_item(RequestItems=request)
-                for item in (answer.get("Responses") or {}).get(self._table.name, []):
-                    header = _plain(item)
-                    found[header["correlation_id"]] = header
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            if request:
-                raise TransientError("ledger headers could not be read", system="dynamodb")
+        keys = [{"pk": f"TX#{cid}", "sk": "TX"} for cid in dict.fromkeys(correlation_ids)]
+        for item in aws.batch_get(self._table, keys, consistent=True, what="ledger headers"):
+            header = _plain(item)
+            found[header["correlation_id"]] = header
         return found
 
     def header(self, correlation_id: str) -> dict[str, Any] | None:

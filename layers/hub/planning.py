@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,13 +33,11 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from hub import aws
-from hub.errors import TransientError
 from hub.model import Project
 from hub.model.workforce import FxRate, Worker
 
 PROFILE = "PROFILE"
 LATEST = "MARGIN#LATEST"
-BATCH_GET = 100
 
 
 def _worker_pk(hcm_id: str) -> str:
@@ -268,20 +265,7 @@ class PlanningStore:
     # -------------------------------------------------------------------------------------------- reads
 
     def _batch_get(self, keys: Sequence[Mapping[str, str]]) -> Iterator[dict[str, Any]]:
-        """``BatchGetItem``, 100 keys a call, unprocessed keys asked again with a growing pause."""
-        client = self._table.meta.client  # a resource's client: plain Python values in and out
-        name = self._table.name
-        for start in range(0, len(keys), BATCH_GET):
-            request: dict[str, Any] = {name: {"Keys": list(keys[start : start + BATCH_GET])}}
-            for attempt in range(6):
-                answer = client.batch_get_item(RequestItems=request)
-                yield from (answer.get("Responses") or {}).get(name, [])
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.05 * 2**attempt)
-            if request:
-                raise TransientError("the planning table could not be read", system="dynamodb")
+        return aws.batch_get(self._table, keys, what="the planning table")
 
     def _query(self, condition: Any, *, projection: str | None = None) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"KeyConditionExpression": condition}

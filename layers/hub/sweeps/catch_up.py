@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.sweeps.watermarks import WatermarkPort
 from hub.sweeps.windows import Window, advance, sweep_window
@@ -109,3 +110,12 @@ def one_window(
         advanced_to=new if moved else None,
         reason=None if moved else WATERMARK_MOVED,
     )
+
+
+def seconds_left(context: Any) -> Callable[[], float]:
+    """The invocation's remaining seconds, read from its Lambda context on each call; without one (a local
+    run) there is no deadline."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return lambda: float("inf")
+    return lambda: remaining() / 1000
