@@ -1,8 +1,10 @@
 """``make local``: the local stack, kept running for people and their tools until Ctrl-C.
 
-moto stores EventBridge schedules but never fires them: here the time and expense sweep runs once a minute
-(deployed: every ``sweepMinutes``, 15 by default), so an approval made in the Kantata sandbox without a
-webhook still reaches the ERP sandbox within a minute or two.
+moto stores EventBridge schedules but never fires them: here the time and expense sweep, the worker sync and
+the assignment sweep run once a minute (deployed: every ``sweepMinutes``, 15 by default; hourly; nightly), so an
+approval made in the Kantata sandbox without a webhook still reaches the ERP sandbox within a minute or two, a
+worker hired in the Workday sandbox reaches Kantata's resource pool, and a changed assignment re-prices its
+project.
 """
 
 from __future__ import annotations
@@ -69,15 +71,23 @@ def main() -> int:
             f"--endpoint-url {stack.endpoint}",
             highlight=False,
         )
+        console.print(
+            f"\nWorkforce: hire in the Workday sandbox ({stack.sandboxes.url('workday')}); the worker sync and the "
+            f"assignment sweep run every {LOCAL_SWEEP_SECONDS:.0f} s; POST "
+            f"{stack.psa_webhook_url('assignments')} re-prices a project at once; delivery-manager alerts land "
+            f"in the queue {stack.alerts_queue_url}.",
+            highlight=False,
+        )
         console.print("\nCtrl-C stops it.")
         stopped = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stopped.set())
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         while not stopped.wait(LOCAL_SWEEP_SECONDS):
-            try:
-                stack.fire_schedule("posting_sweep")
-            except Exception as error:  # the stack keeps serving; the next run reads the window again
-                console.print(f"[yellow]sweep failed: {error}[/]")
+            for schedule in ("posting_sweep", "worker_sync", "assignment_sweep"):
+                try:
+                    stack.fire_schedule(schedule)
+                except Exception as error:  # the stack keeps serving; the next run reads the window again
+                    console.print(f"[yellow]{schedule} failed: {error}[/]")
     finally:
         stack.stop()
     return 0

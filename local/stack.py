@@ -286,7 +286,7 @@ class LocalStack:
                 poller.resume()
 
     def psa_webhook_url(self, kind: str) -> str:
-        """``kind``: ``time-entries`` or ``expenses``."""
+        """``kind``: ``time-entries``, ``expenses`` or ``assignments``."""
         return f"{self.api_url}/v1/webhooks/psa/{kind}"
 
     def fire_schedule(self, target_function: str, event_id: str | None = None) -> dict[str, Any]:
