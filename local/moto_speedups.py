@@ -25,23 +25,35 @@ serving the hub. Here:
 6. every received message checks its retention through ``GetQueueAttributes``, which computes all of the
    queue's attributes (three of them walk every message) three times per attribute asked: the retention
    is read from the queue itself, and ``GetQueueAttributes`` computes the attributes once per call;
-7. and one fix: moto's SQS is not thread-safe. Two receives at once can hand one message to two pollers
+7. ``SendMessage`` (and each entry of ``SendMessageBatch``, which sends through it) asks the queue's
+   attributes for ``ContentBasedDeduplication``, which computes all of them, three walking every message on
+   the queue: a 10,000-worker sync filling its queue walked it 150 million times. That one flag is read from the
+   queue as ``attributes`` would render it (a FIFO queue's "true" / "false", nothing on a standard queue); the
+   rest of ``send_message`` is moto's (``MOTO_VERSION``'s: ids, MD5s, delay, sequence numbers, FIFO dedupe).
+   FIFO queues (the hub has none) still compute the attributes in moto's validation and dedupe;
+8. and one fix: moto's SQS is not thread-safe. Two receives at once can hand one message to two pollers
    (two consumers then race on one entry), fail iterating a set another thread changes, or both try to move
-   one message to the dead-letter queue. Each queue's receive, delete and visibility change run under the
+   one message to the dead-letter queue. Each queue's send, receive, delete and visibility change run under the
    queue's own lock: the condition moto's long poll waits on (waiting releases it, so a long poll does not
-   hold the others up) and a send notifies.
+   hold the others up) and a send notifies. (A FIFO send's dedupe check and its append are then one step;
+   moto's own SQS->Lambda trigger, which ``LocalStack`` replaces with pollers, would run under it too.)
 
-Patched once, process-wide, only by ``LocalStack.start``; moto's minor version is pinned in the lock file and
-``tests/integration/test_moto_speedups.py`` checks the queue semantics the hub relies on still hold.
+Patched once, process-wide, by ``LocalStack.start`` (and the benches); moto's version is pinned in the lock file
+and ``tests/integration/test_moto_speedups.py`` checks it is the one ``send_message`` was copied from, and that
+the queue semantics the hub relies on still hold.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import string
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+MOTO_VERSION = "5.2.5"  # the moto whose SQSBackend.send_message is copied below (see test_moto_speedups.py)
 
 _lock = threading.Lock()
 _installed = False
@@ -124,12 +136,13 @@ def install() -> None:
             return {n: everything[n] for n in attribute_names if everything.get(n) is not None}
 
         models.SQSBackend.get_queue_attributes = get_queue_attributes  # type: ignore[method-assign]
+        models.SQSBackend.send_message = _send_message  # type: ignore[method-assign]
 
         import jsonpath_ng.ext as jsonpath_ext
 
         jsonpath_ext.parse = functools.lru_cache(maxsize=512)(jsonpath_ext.parse)
 
-        for name in ("receive_message", "delete_message", "change_message_visibility"):
+        for name in ("send_message", "receive_message", "delete_message", "change_message_visibility"):
             setattr(models.SQSBackend, name, _under_queue_lock(getattr(models.SQSBackend, name)))
         _installed = True
 
@@ -141,3 +154,74 @@ def _under_queue_lock(method: Any) -> Any:
             return method(self, queue_name, *args, **kwargs)
 
     return locked
+
+
+def _content_based_deduplication(queue: Any) -> Any:
+    """``queue.attributes.get("ContentBasedDeduplication")`` without computing the other attributes: only a FIFO
+    queue lists it, its flag rendered as ``attributes`` renders booleans ("true" / "false")."""
+    if not queue.fifo_queue:
+        return None
+    value = queue.content_based_deduplication
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+def _send_message(
+    self: Any,
+    queue_name: str,
+    message_body: str,
+    message_attributes: dict[str, Any] | None = None,
+    delay_seconds: int | None = None,
+    deduplication_id: str | None = None,
+    group_id: str | None = None,
+    system_attributes: dict[str, Any] | None = None,
+    validate_group_id: bool = True,
+) -> Any:
+    """moto's ``SQSBackend.send_message`` (``MOTO_VERSION``) step for step, but for the content-based dedupe flag,
+    read by ``_content_based_deduplication`` instead of from every attribute of the queue."""
+    from moto.sqs import models
+
+    queue = self.get_queue(queue_name)
+
+    self._validate_message(
+        queue,
+        message_body=message_body,
+        delay_seconds=int(delay_seconds or 0),
+        deduplication_id=deduplication_id,
+        group_id=group_id,
+        validate_group_id=validate_group_id,
+    )
+
+    delay_seconds = int(delay_seconds) if delay_seconds is not None else queue.delay_seconds
+
+    message_id = str(models.random.uuid4())
+    message = models.Message(message_id, message_body, system_attributes)
+
+    # if content based deduplication is set then set sha256 hash of the message as the deduplication_id
+    if _content_based_deduplication(queue) == "true":
+        sha256 = hashlib.sha256()
+        sha256.update(message_body.encode("utf-8"))
+        message.deduplication_id = sha256.hexdigest()
+
+    # Attributes, but not *message* attributes
+    if deduplication_id is not None:
+        message.deduplication_id = deduplication_id
+        message.sequence_number = "".join(models.random.choice(string.digits) for _ in range(20))
+
+    if group_id is not None:
+        message.group_id = group_id
+
+    if message_attributes:
+        message.message_attributes = message_attributes
+
+    if delay_seconds > models.MAXIMUM_MESSAGE_DELAY:
+        msg = (
+            f"Value {delay_seconds} for parameter DelaySeconds is invalid. "
+            "Reason: DelaySeconds must be >= 0 and <= 900."
+        )
+        raise models.InvalidParameterValue(msg)
+
+    message.mark_sent(delay_seconds=delay_seconds)
+
+    queue.add_message(message)
+
+    return message

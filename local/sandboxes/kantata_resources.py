@@ -164,6 +164,12 @@ class ResourcesMixin(TimeExpenseMixin):
     Extends `TimeExpenseMixin` (users live there): it wraps `_reset_time_expense` and `_register_time_expense_routes`
     and overrides `_insert_user` (every account user gets an account membership) and the `/users` handlers. Relies on
     the sandbox's `_envelope`, `_reference_errors`, `_upsert_reference`, `account_currency` and `id_seed`.
+
+    Lookups a 10,000-member account makes per row are indexed, each index kept by the code that inserts or
+    deletes in its store: users by e-mail address (`_users_by_email`), organization memberships by member
+    (`_org_memberships_of`), custom field values by subject (`_values_by_subject`), pending invitations
+    (`_pending`, kept in creation order so their default listing needs no sort). Each keeps its store's order,
+    so answers are the same as a scan's.
     """
 
     account_currency: str
@@ -211,8 +217,13 @@ class ResourcesMixin(TimeExpenseMixin):
         }
         self._memberships: dict[str, Row] = {}
         self._membership_of: dict[str, str] = {}  # user id -> account membership id
+        self._users_by_email: dict[str, set[str]] = {}  # lower-cased e-mail address -> ids of its users
         self._user_stamps: dict[str, list[datetime]] = {}  # user id -> [created, updated]
         self._invitations: dict[str, Row] = {}
+        self._pending: dict[str, Row] = {}  # the invitations still pending, oldest first
+        # Whether `_invitations` (so `_pending`) holds them in `created_at` order, ties by id: true as long as
+        # each new one is stamped after the last (the sandbox's change times only increase), checked per insert.
+        self._invitations_in_created_order = True
         self._cost_rates: dict[str, Row] = {}
         self._roles: dict[str, Row] = {}
         self._skill_categories: dict[str, Row] = {}
@@ -220,6 +231,8 @@ class ResourcesMixin(TimeExpenseMixin):
         self._skill_memberships: dict[str, Row] = {}
         self._organizations: dict[str, Row] = {}
         self._org_memberships: dict[str, Row] = {}
+        # (member_type, member_id) -> that member's organization memberships, oldest first
+        self._org_memberships_of: dict[tuple[str, str], dict[str, Row]] = {}
         self._workweeks: dict[str, Row] = {}
         self._workweek_memberships: dict[str, Row] = {}
         self._holiday_calendars: dict[str, Row] = {}
@@ -227,6 +240,8 @@ class ResourcesMixin(TimeExpenseMixin):
         self._custom_fields: dict[str, Row] = {}
         self._custom_field_choices: dict[str, Row] = {}
         self._custom_field_values: dict[str, Row] = {}
+        # (subject_type, subject id) -> that subject's custom field values, oldest first
+        self._values_by_subject: dict[tuple[str, str], dict[str, Row]] = {}
         self._resources: dict[str, Row] = {}
         self._assignments: dict[str, Row] = {}
         self._allocation_days: dict[str, Row] = {}
@@ -434,24 +449,35 @@ class ResourcesMixin(TimeExpenseMixin):
         default_order: str,
         included: Included | None = None,
         stamps: Callable[[Row], tuple[datetime, datetime]] | None = None,
+        ordered_by: str | None = None,
     ) -> httpx.Response:
-        """Kantata's list answer: `only`, created/updated filters, `order`, `page`/`per_page`, `include`."""
+        """Kantata's list answer: `only`, created/updated filters, `order`, `page`/`per_page`, `include`.
+
+        `ordered_by`: the order (one of `orders`) the rows already come in, ascending, ties broken by id (as the
+        sort would put them), so that a page of that order needs no sort.
+        """
         query = call.query
         moments = self._moments(query)
         only = _id_list(query.get("only"))
         stamp_of = stamps or (lambda r: (r["_created"], r["_updated"]))
-        selected = [
-            r
-            for r in rows
-            if (only is None or r["id"] in only) and all(test(*stamp_of(r)) for test in moments)
-        ]
+        if only is None and not moments:
+            selected = list(rows)
+        else:
+            selected = [
+                r
+                for r in rows
+                if (only is None or r["id"] in only) and all(test(*stamp_of(r)) for test in moments)
+            ]
         field, _, direction = (query.get("order") or default_order).partition(":")
         if field not in orders:
             field, _, direction = default_order.partition(":")
         sort_key = orders[field]
-        selected.sort(
-            key=lambda r: (_sortable(sort_key(r)), int(r["id"])), reverse=direction.lower() == "desc"
-        )
+        if field != ordered_by:
+            selected.sort(
+                key=lambda r: (_sortable(sort_key(r)), int(r["id"])), reverse=direction.lower() == "desc"
+            )
+        elif direction.lower() == "desc":  # every key differs (the ids do): descending is ascending reversed
+            selected.reverse()
         limit, offset, page, per_page = _window(query)
         window = selected[offset : offset + limit]
         includes = _includes(call)
@@ -551,15 +577,24 @@ class ResourcesMixin(TimeExpenseMixin):
     # ------------------------------------------------------------------ users
     def _insert_user(self, full_name: str, email: str | None) -> str:
         """Every user added to the account is an account member (collaborator unless changed)."""
-        user_id = super()._insert_user(full_name, email)
-        self._stamp_user(user_id, created=True)
+        user_id = self._insert_invitee(full_name, email)
         self._add_membership(user_id, {})
         return user_id
 
     def _insert_invitee(self, full_name: str, email: str | None) -> str:
         user_id = super()._insert_user(full_name, email)
+        self._index_email(user_id)
         self._stamp_user(user_id, created=True)
         return user_id
+
+    def _index_email(self, user_id: str, previous: str | None = None) -> None:
+        """Keep `_users_by_email` in step with a user's (new or changed) address."""
+        if previous is not None:
+            holders = self._users_by_email[previous.lower()]
+            holders.discard(user_id)
+            if not holders:
+                del self._users_by_email[previous.lower()]
+        self._users_by_email.setdefault(self._users[user_id]["email_address"].lower(), set()).add(user_id)
 
     def _stamp_user(self, user_id: str, *, created: bool = False) -> None:
         stamp = self._stamp()
@@ -647,7 +682,7 @@ class ResourcesMixin(TimeExpenseMixin):
             references = self._reference_test("User", query)
             if references is not None:
                 tests.append(lambda u: references(u["id"]))
-            rows = [u for u in self._users.values() if all(test(u) for test in tests)]
+            rows = [u for u in self._user_candidates(query) if all(test(u) for test in tests)]
             return self._listing(
                 call,
                 "users",
@@ -658,6 +693,20 @@ class ResourcesMixin(TimeExpenseMixin):
                 included=self._user_included,
                 stamps=self._user_stamp_pair,
             )
+
+    def _user_candidates(self, query: Mapping[str, str]) -> Iterable[Row]:
+        """The users a `/users` list can answer, narrowed by `only` and the e-mail filters through the indexes
+        (every filter is still applied to each of them, and the listing sorts them: the answer is the same)."""
+        wanted: set[str] | None = _id_list(query.get("only"))
+        emails = _id_list(query.get("by_email_addresses"))
+        if query.get("by_email_address"):
+            emails = (emails or set()) | {query["by_email_address"].strip()}
+        if emails is not None:
+            holders = {u for e in emails for u in self._users_by_email.get(e.lower(), ())}
+            wanted = holders if wanted is None else wanted & holders
+        if wanted is None:
+            return self._users.values()
+        return [self._users[u] for u in wanted if u in self._users]
 
     def _org_test(self, spec: str) -> Callable[[Row], bool]:
         """`belonging_to_orgs=geo,geo;dept,dept`: a user in any of the geographies and any of the departments."""
@@ -704,9 +753,11 @@ class ResourcesMixin(TimeExpenseMixin):
             errors += reference_errors
             if errors:
                 raise _validation(errors)
+            previous = user["email_address"]
             for name in ("full_name", "email_address"):
                 if name in data:
                     user[name] = str(data[name]).strip()
+            self._index_email(user["id"], previous)
             if "headline" in data:
                 user["headline"] = data["headline"] or ""
             self._link(reference, "User", user["id"])
@@ -718,8 +769,7 @@ class ResourcesMixin(TimeExpenseMixin):
             return [_invalid("email_address", "Email address can't be blank", index)]
         if not isinstance(value, str) or not EMAIL.match(value.strip()):
             return [_invalid("email_address", "Email address is invalid", index)]
-        email = value.strip().lower()
-        if any(u["email_address"].lower() == email and u["id"] != user_id for u in self._users.values()):
+        if any(holder != user_id for holder in self._users_by_email.get(value.strip().lower(), ())):
             return [_invalid("email_address", "Email address has already been taken", index)]
         return []
 
@@ -812,7 +862,7 @@ class ResourcesMixin(TimeExpenseMixin):
                         "_inviter": self.api_user_id,
                     },
                 )
-                self._invitations[invitation["id"]] = invitation
+                self._store_invitation(invitation)
                 invitations.append(invitation)
             return self._answer(
                 call,
@@ -821,6 +871,15 @@ class ResourcesMixin(TimeExpenseMixin):
                 render=self._render_invitation,
                 included=self._invitation_included,
             )
+
+    def _store_invitation(self, invitation: Row) -> None:
+        """A new invitation, pending; noting if it broke the creation order (it cannot while stamps increase)."""
+        if self._invitations:
+            last = next(reversed(self._invitations.values()))
+            if (last["_created"], int(last["id"])) >= (invitation["_created"], int(invitation["id"])):
+                self._invitations_in_created_order = False
+        self._invitations[invitation["id"]] = invitation
+        self._pending[invitation["id"]] = invitation
 
     def _invitation_values(
         self, data: Mapping[str, Any], index: int | None, *, creating: bool
@@ -849,11 +908,11 @@ class ResourcesMixin(TimeExpenseMixin):
         pending_only = call.query.get("only_pending") is None or _truthy(call.query["only_pending"])
         name = (call.query.get("by_full_name") or "").lower()
         with self._lock:
-            rows = [
-                i
-                for i in self._invitations.values()
-                if (not pending_only or i["pending"]) and name in i["full_name"].lower()
-            ]
+            candidates = self._pending if pending_only else self._invitations  # both oldest first
+            if name:
+                rows = [i for i in candidates.values() if name in i["full_name"].lower()]
+            else:
+                rows = list(candidates.values())
             return self._listing(
                 call,
                 "account_invitations",
@@ -869,6 +928,7 @@ class ResourcesMixin(TimeExpenseMixin):
                 },
                 default_order="created_at:desc",
                 included=self._invitation_included,
+                ordered_by="created_at" if self._invitations_in_created_order else None,
             )
 
     def _get_invitation(self, call: Call) -> httpx.Response:
@@ -927,6 +987,7 @@ class ResourcesMixin(TimeExpenseMixin):
         with self._lock:
             invitation = self._found(self._invitations, call)
             del self._invitations[invitation["id"]]
+            self._pending.pop(invitation["id"], None)
         return httpx.Response(204)
 
     def _render_invitation(self, invitation: Row, includes: set[str]) -> Row:
@@ -1663,14 +1724,8 @@ class ResourcesMixin(TimeExpenseMixin):
             return self._answer(call, "organizations", [organization], render=lambda o, _: self._public(o))
 
     def _org_membership_of(self, member_type: str, member_id: str) -> Row | None:
-        return next(
-            (
-                m
-                for m in self._org_memberships.values()
-                if m["member_type"] == member_type and m["member_id"] == member_id
-            ),
-            None,
-        )
+        """The member's oldest organization membership (through the index)."""
+        return next(iter(self._org_memberships_of.get((member_type, member_id), {}).values()), None)
 
     def _org_errors(self, data: Mapping[str, Any], index: int | None) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []
@@ -1741,6 +1796,7 @@ class ResourcesMixin(TimeExpenseMixin):
             },
         )
         self._org_memberships[membership["id"]] = membership
+        self._org_memberships_of.setdefault((member_type, member_id), {})[membership["id"]] = membership
         if member_type == "User":
             self._stamp_user(member_id)
         return membership
@@ -1749,9 +1805,16 @@ class ResourcesMixin(TimeExpenseMixin):
         query = call.query
         member_type = MEMBER_TYPES.get((query.get("member_type") or "").lower())
         with self._lock:
+            candidates: Iterable[Row] = self._org_memberships.values()
+            if query.get("member_id"):  # the member's own, through the index (the listing sorts them)
+                candidates = [
+                    m
+                    for kind in MEMBER_TYPES.values()
+                    for m in self._org_memberships_of.get((kind, query["member_id"]), {}).values()
+                ]
             rows = [
                 m
-                for m in self._org_memberships.values()
+                for m in candidates
                 if (not query.get("member_id") or m["member_id"] == query["member_id"])
                 and (member_type is None or m["member_type"] == member_type)
                 and (not query.get("department_id") or m["_department"] == query["department_id"])
@@ -1808,6 +1871,10 @@ class ResourcesMixin(TimeExpenseMixin):
         with self._lock:
             membership = self._found(self._org_memberships, call)
             del self._org_memberships[membership["id"]]
+            member = (membership["member_type"], membership["member_id"])
+            del self._org_memberships_of[member][membership["id"]]
+            if not self._org_memberships_of[member]:
+                del self._org_memberships_of[member]
         return httpx.Response(204)
 
     def _render_org_membership(self, membership: Row, includes: set[str]) -> Row:
@@ -2310,11 +2377,20 @@ class ResourcesMixin(TimeExpenseMixin):
         }
 
     def _values_of(self, subject_type: str, subject_id: str) -> list[Row]:
-        return [
-            v
-            for v in self._custom_field_values.values()
-            if v["subject_type"] == subject_type and v["_subject"] == subject_id
-        ]
+        """The subject's custom field values, oldest first (through the index)."""
+        return list(self._values_by_subject.get((subject_type, subject_id), {}).values())
+
+    def _store_value(self, value: Row) -> None:
+        self._custom_field_values[value["id"]] = value
+        subject = (value["subject_type"], value["_subject"])
+        self._values_by_subject.setdefault(subject, {})[value["id"]] = value
+
+    def _drop_value(self, value: Row) -> None:
+        del self._custom_field_values[value["id"]]
+        subject = (value["subject_type"], value["_subject"])
+        del self._values_by_subject[subject][value["id"]]
+        if not self._values_by_subject[subject]:
+            del self._values_by_subject[subject]
 
     def _subject_store(self, subject_type: str) -> Mapping[str, Row] | None:
         return {
@@ -2397,12 +2473,12 @@ class ResourcesMixin(TimeExpenseMixin):
         )
         if field["value_type"] in ("single", "multi") or existing is None:
             if existing is not None:
-                del self._custom_field_values[existing["id"]]
+                self._drop_value(existing)
             existing = self._new_row(
                 "custom_field_values",
                 {"subject_type": subject_type, "_subject": subject_id, "_field": field_id, "value": value},
             )
-            self._custom_field_values[existing["id"]] = existing
+            self._store_value(existing)
         else:
             existing["value"] = value
             self._touch(existing)
@@ -2417,9 +2493,16 @@ class ResourcesMixin(TimeExpenseMixin):
         subjects = _id_list(query.get("with_subject_id"))
         fields = _id_list(query.get("with_custom_field_id"))
         with self._lock:
+            candidates: Iterable[Row] = self._custom_field_values.values()
+            if subjects is not None:  # the subjects' own, through the index (the listing sorts them)
+                candidates = [
+                    v
+                    for subject in subjects
+                    for v in self._values_by_subject.get((query["subject_type"], subject), {}).values()
+                ]
             rows = [
                 v
-                for v in self._custom_field_values.values()
+                for v in candidates
                 if v["subject_type"] == query["subject_type"]
                 and (subjects is None or v["_subject"] in subjects)
                 and (fields is None or v["_field"] in fields)
@@ -2459,7 +2542,7 @@ class ResourcesMixin(TimeExpenseMixin):
     def _delete_custom_field_value(self, call: Call) -> httpx.Response:
         with self._lock:
             value = self._found(self._custom_field_values, call)
-            del self._custom_field_values[value["id"]]
+            self._drop_value(value)
         return httpx.Response(204)
 
     def _render_value(self, value: Row, includes: set[str]) -> Row:
@@ -3276,6 +3359,7 @@ class ResourcesMixin(TimeExpenseMixin):
             if not invitation["pending"]:
                 raise ValueError(f"account invitation {invitation_id} was already accepted")
             invitation["pending"] = False
+            del self._pending[invitation["id"]]
             self._touch(invitation)
             user_id = str(invitation["_invitee"])
             self._add_membership(user_id, {**self._invitation_fields(invitation)})

@@ -216,3 +216,150 @@ def test_queue_attributes_answer_as_before_and_an_unknown_name_is_refused(sqs):
     assert everything["QueueArn"].endswith(":q") and "RedrivePolicy" in everything
     with pytest.raises(client.exceptions.ClientError):
         client.get_queue_attributes(QueueUrl=queue, AttributeNames=["NoSuchAttribute"])
+
+
+def test_the_installed_moto_is_the_one_send_message_was_copied_from():
+    """``moto_speedups._send_message`` is moto's ``SQSBackend.send_message`` of this version with one line
+    changed: another moto needs it compared again (moto's own sources, sqs/models.py) before the pin moves."""
+    import moto
+
+    assert moto.__version__ == moto_speedups.MOTO_VERSION
+
+
+def test_sending_to_a_full_queue_never_computes_its_attributes(sqs, monkeypatch):
+    """Installed: a send reads the one flag it needs, not every attribute (three of which walk the queue)."""
+    from moto.sqs import models
+
+    client, queue, _ = sqs
+    for start in range(0, 50, 10):
+        client.send_message_batch(
+            QueueUrl=queue, Entries=[{"Id": str(n), "MessageBody": str(n)} for n in range(start, start + 10)]
+        )
+    computed = []
+    attributes = models.Queue.attributes
+    monkeypatch.setattr(
+        models.Queue, "attributes", property(lambda queue: computed.append(1) or attributes.fget(queue))
+    )
+
+    client.send_message(QueueUrl=queue, MessageBody="one more")
+    client.send_message_batch(
+        QueueUrl=queue, Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}]
+    )
+
+    assert computed == []
+    monkeypatch.undo()
+    assert count(client, queue) == 53
+
+
+def _attributes_md5(attributes: dict) -> str:
+    """SQS's MD5 of message attributes, as the SDKs check it: per name in order, the length-prefixed name, data
+    type and (after a transport byte, 1 for strings and numbers) value."""
+    import hashlib
+    import struct
+
+    md5 = hashlib.md5()
+    for name in sorted(attributes):
+        value = attributes[name]
+        for part in (name, value["DataType"]):
+            md5.update(struct.pack("!I", len(part.encode())) + part.encode())
+        md5.update(
+            b"\x01" + struct.pack("!I", len(value["StringValue"].encode())) + value["StringValue"].encode()
+        )
+    return md5.hexdigest()
+
+
+def test_sent_messages_keep_their_attributes_checksums_and_delays(sqs):
+    import hashlib
+
+    client, queue, _ = sqs
+    attributes = {
+        "hcm_id": {"DataType": "String", "StringValue": "W-1001"},
+        "version": {"DataType": "Number", "StringValue": "7"},
+        "kind": {"DataType": "String.worker", "StringValue": "hire"},
+    }
+
+    sent = client.send_message(QueueUrl=queue, MessageBody='{"w": "é"}', MessageAttributes=attributes)
+    batch = client.send_message_batch(
+        QueueUrl=queue,
+        Entries=[
+            {"Id": "now", "MessageBody": "now", "MessageAttributes": {"hcm_id": attributes["hcm_id"]}},
+            {"Id": "later", "MessageBody": "later", "DelaySeconds": 60},
+            {"Id": "never", "MessageBody": "never", "DelaySeconds": 901},
+        ],
+    )
+    got = client.receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+    )["Messages"]
+
+    assert sent["MD5OfMessageBody"] == hashlib.md5('{"w": "é"}'.encode()).hexdigest()
+    assert sent["MD5OfMessageAttributes"] == _attributes_md5(attributes)
+    successful = {entry["Id"]: entry for entry in batch["Successful"]}
+    assert successful["now"]["MD5OfMessageAttributes"] == _attributes_md5({"hcm_id": attributes["hcm_id"]})
+    assert "MD5OfMessageAttributes" not in successful["later"] and set(successful) == {"now", "later"}
+    assert [(f["Id"], f["SenderFault"]) for f in batch["Failed"]] == [("never", True)]
+    assert [m["Body"] for m in got] == ['{"w": "é"}', "now"]  # "later" is delayed
+    assert got[0]["MessageAttributes"] == attributes and got[0]["MessageId"] == sent["MessageId"]
+    assert "MessageDeduplicationId" not in got[0]["Attributes"]
+    assert count(client, queue, "ApproximateNumberOfMessagesDelayed") == 1
+
+
+def test_a_fifo_queue_still_drops_duplicates_and_numbers_its_messages(aws_env):
+    moto_speedups.install()
+    with mock_aws():
+        client = boto3.client("sqs", region_name=REGION)
+        by_content = client.create_queue(
+            QueueName="by-content.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        )["QueueUrl"]
+        by_id = client.create_queue(QueueName="by-id.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+
+        first = client.send_message(QueueUrl=by_content, MessageBody="same", MessageGroupId="g")
+        client.send_message(QueueUrl=by_content, MessageBody="same", MessageGroupId="g")
+        client.send_message(QueueUrl=by_content, MessageBody="other", MessageGroupId="g")
+        client.send_message_batch(
+            QueueUrl=by_id,
+            Entries=[
+                {"Id": "a", "MessageBody": "a", "MessageGroupId": "g", "MessageDeduplicationId": "d1"},
+                {"Id": "b", "MessageBody": "b", "MessageGroupId": "g", "MessageDeduplicationId": "d1"},
+                {"Id": "c", "MessageBody": "c", "MessageGroupId": "g", "MessageDeduplicationId": "d2"},
+            ],
+        )
+        with pytest.raises(client.exceptions.ClientError):  # a FIFO queue without content dedupe needs an id
+            client.send_message(QueueUrl=by_id, MessageBody="no id", MessageGroupId="g")
+        contents = client.receive_message(QueueUrl=by_content, MaxNumberOfMessages=10, AttributeNames=["All"])
+        ids = client.receive_message(QueueUrl=by_id, MaxNumberOfMessages=10, AttributeNames=["All"])
+
+    assert [m["Body"] for m in contents["Messages"]] == ["same", "other"]
+    same = contents["Messages"][0]["Attributes"]
+    assert same["MessageDeduplicationId"] == hashlib_sha256("same") and same["MessageGroupId"] == "g"
+    assert "SequenceNumber" not in first  # content-based: moto numbers only messages sent with an id
+    assert [m["Body"] for m in ids["Messages"]] == ["a", "c"]
+    assert [len(m["Attributes"]["SequenceNumber"]) for m in ids["Messages"]] == [20, 20]
+
+
+def hashlib_sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_send_adds_its_message_under_the_queues_lock(sqs, monkeypatch):
+    """As receive, delete and visibility changes do: a FIFO send's dedupe check and its append are then one
+    step (two senders of one deduplication id cannot both add it), and no send reads the queue mid-change."""
+    from moto.sqs import models
+
+    client, queue, _ = sqs
+    held = []
+    add_message = models.Queue.add_message
+
+    def watched(queue, message):
+        held.append(queue._messages_lock._is_owned())
+        return add_message(queue, message)
+
+    monkeypatch.setattr(models.Queue, "add_message", watched)
+
+    client.send_message(QueueUrl=queue, MessageBody="one")
+    client.send_message_batch(
+        QueueUrl=queue, Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}]
+    )
+
+    assert held == [True, True, True]

@@ -1283,6 +1283,162 @@ def test_change_assignment_shrinks_the_window_and_deletes_days_outside_it(kantat
         kantata.change_assignment("404", hours_per_day=1)
 
 
+# ------------------------------------------------------------------------------------------- lookups after changes
+def _invite(api, *people: tuple[str, str]):
+    return api.post(
+        "account_invitations.json",
+        json={"account_invitations": [{"full_name": name, "email_address": email} for name, email in people]},
+    )
+
+
+def test_pending_invitations_list_newest_first_without_the_accepted_and_withdrawn_ones():
+    now, clock = _clock()
+    kantata = KantataSandbox(tokens=["t"], clock=clock)
+    with kantata.client(KANTATA_URL, headers={"Authorization": "Bearer t"}) as api:
+        ids = []
+        for n, name in enumerate(("Ann", "Bob", "Cy", "Di", "Ed")):
+            now[0] = T0.replace(hour=9 + n)
+            ids += _ids(_invite(api, (name, f"{name.lower()}@example.com")))
+        now[0] = T0.replace(hour=6)  # the clock set back: the next one is still stamped after the others
+        ids += _ids(_invite(api, ("Flo", "flo@example.com")))
+        kantata.accept_invitation(ids[1])
+        assert api.delete(f"account_invitations/{ids[3]}.json").status_code == 204
+
+        pending = _ids(api.get("account_invitations.json"))
+        oldest_first = _ids(api.get("account_invitations.json", params={"order": "created_at:asc"}))
+        every = _ids(api.get("account_invitations.json", params={"only_pending": "false"}))
+        second_page = api.get("account_invitations.json", params={"per_page": 2, "page": 2}).json()
+        by_name = _ids(api.get("account_invitations.json", params={"order": "full_name:desc"}))
+        named = _ids(api.get("account_invitations.json", params={"by_full_name": "FL"}))
+
+    assert pending == [ids[5], ids[4], ids[2], ids[0]]
+    assert oldest_first == [ids[0], ids[2], ids[4], ids[5]]
+    assert every == [ids[5], ids[4], ids[2], ids[1], ids[0]]
+    assert second_page["count"] == 4 and [r["id"] for r in second_page["results"]] == [ids[2], ids[0]]
+    assert by_name == [ids[5], ids[4], ids[2], ids[0]] and named == [ids[5]]
+
+
+def test_an_address_freed_by_a_change_can_be_invited_and_the_new_one_is_taken(kantata, psa_api):
+    user = kantata.seed_member("Ann", "ann@example.com")
+
+    changed = psa_api.put(f"users/{user}.json", json={"user": {"email_address": "Ann.New@example.com"}})
+    reused = _invite(psa_api, ("Another Ann", "ANN@example.com"))
+    taken = _invite(psa_api, ("Copy", "ann.new@EXAMPLE.com"))
+    unchanged = psa_api.put(f"users/{user}.json", json={"user": {"full_name": "Ann A."}})
+    found = psa_api.get(
+        "users.json",
+        params={"on_my_account": "true", "by_email_addresses": "ann.new@example.com,ann@example.com"},
+    )
+
+    assert changed.status_code == 200 and reused.status_code == 200 and unchanged.status_code == 200
+    assert _fields(taken) == {"email_address"}
+    assert _ids(found) == [user]  # the invitee is no member; the old address is nobody's now
+    kantata.reset()
+    assert _invite(psa_api, ("Ann again", "ann.new@example.com")).status_code == 200
+
+
+def test_only_and_the_email_filters_narrow_the_users_listed_together(kantata, psa_api):
+    ann = kantata.seed_member("Ann", "ann@example.com")
+    bob = kantata.seed_member("Bob", "bob@example.com")
+    cy = kantata.seed_member("Cy", "cy@example.com")
+    everyone = {"on_my_account": "true"}
+
+    def listed(**params):
+        return _ids(psa_api.get("users.json", params={**everyone, **params}))
+
+    assert listed(only=f"{ann},{bob},999") == [ann, bob]
+    assert listed(only=f"{ann},{bob}", by_email_addresses="ann@example.com,cy@example.com") == [ann]
+    assert listed(by_email_address=" CY@example.com ", by_email_addresses="bob@example.com") == []
+    assert listed(by_email_address="Cy@Example.com", order="alphabetical:desc") == [cy]
+    assert listed(only="") == [] and listed(by_email_addresses="") == []
+
+
+def test_a_members_organization_membership_removed_and_given_again_is_what_the_filters_see(kantata, psa_api):
+    member, other = kantata.seed_members(2)
+    consulting, delivery = kantata.seed_organization("Consulting"), kantata.seed_organization("Delivery")
+    uk = kantata.seed_organization("UK", kind="Geography")
+
+    def place(department: str):
+        return psa_api.post(
+            "organization_memberships.json",
+            json={
+                "organization_membership": {
+                    "department_id": department,
+                    "geography_id": uk,
+                    "member_id": member,
+                    "member_type": "User",
+                }
+            },
+        )
+
+    def users(**params):
+        return _ids(
+            psa_api.get("users.json", params={"on_my_account": "true", "only": f"{member},{other}", **params})
+        )
+
+    first = _one(place(consulting), "organization_memberships")
+    in_consulting = users(belonging_to_orgs=f";{consulting}")
+    placed = users(with_organizations="true")
+    again = place(delivery)
+    assert psa_api.delete(f"organization_memberships/{first['id']}.json").status_code == 204
+    unplaced = users(with_organizations="false")
+    second = _one(place(delivery), "organization_memberships")
+    own = _ids(psa_api.get("organization_memberships.json", params={"member_id": member}))
+
+    assert in_consulting == [member] and placed == [member] and _fields(again) == {"member_id"}
+    assert set(unplaced) == {member, other}
+    assert users(belonging_to_orgs=f";{consulting}") == [] and users(
+        belonging_to_orgs=f"{uk};{delivery}"
+    ) == [member]
+    assert own == [second["id"]]
+    assert _ids(psa_api.get("organization_memberships.json", params={"member_id": other})) == []
+
+
+def test_a_users_custom_field_values_follow_overrides_replacements_and_deletes(kantata, psa_api):
+    member, other = kantata.seed_members(2)
+    cost_centre = kantata.seed_custom_field("Cost centre")
+    entity = kantata.seed_custom_field("Legal entity", value_type="single", choices=["UK01", "US01"])
+    choices = kantata.custom_field_choices(entity)
+
+    def set_value(field: str, value, subject: str = member) -> str:
+        body = {"subject_type": "User", "subject_id": subject, "custom_field_id": field, "value": value}
+        return _one(
+            psa_api.post("custom_field_values.json", json={"custom_field_value": body}), "custom_field_values"
+        )["id"]
+
+    text = set_value(cost_centre, "CC100")
+    first_choice = set_value(entity, [choices["UK01"]])
+    others = set_value(cost_centre, "CC300", other)
+    overridden = set_value(cost_centre, "CC200")
+    replaced = set_value(entity, [choices["US01"]])
+    user = psa_api.get(f"users/{member}.json", params={"include": "custom_field_values"}).json()
+    listed = _ids(
+        psa_api.get("custom_field_values.json", params={"subject_type": "User", "with_subject_id": member})
+    )
+    assert psa_api.delete(f"custom_field_values/{text}.json").status_code == 204
+    after_delete = _one(
+        psa_api.get(f"users/{member}.json", params={"include": "custom_field_values"}), "users"
+    )
+    again = set_value(cost_centre, "CC400")
+
+    assert overridden == text and replaced != first_choice  # text in place, a choice value gets a new id
+    assert user["users"][member]["custom_field_value_ids"] == [text, replaced]
+    assert user["custom_field_values"][text]["value"] == "CC200" and listed == [text, replaced]
+    assert after_delete["custom_field_value_ids"] == [replaced]
+    assert again not in (text, replaced) and _ids(
+        psa_api.get(
+            "users.json",
+            params={"on_my_account": "true", "only": member, "include": "custom_field_values"},
+        )
+    ) == [member]
+    assert _one(psa_api.get(f"users/{member}.json", params={"include": "custom_field_values"}), "users")[
+        "custom_field_value_ids"
+    ] == [replaced, again]
+    assert _one(psa_api.get(f"users/{other}.json", params={"include": "custom_field_values"}), "users")[
+        "custom_field_value_ids"
+    ] == [others]
+
+
 # ------------------------------------------------------------------------------------------- bulk and paging
 def test_two_thousand_members_page_completely_and_are_found_by_their_hcm_id(kantata, psa_api):
     people = kantata.seed_members(
