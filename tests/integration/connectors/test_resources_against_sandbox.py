@@ -165,9 +165,7 @@ def test_a_department_and_a_skill_another_batch_created_meanwhile_are_used_not_r
         email_for=rm.invitation_email("{hcm_id}@staff.example"),
         account_currency="USD",
     )
-    ada = worker(
-        hcm_id="E2001", skills=("Rust",), placements=(placement(department="Advisory Labs"),)
-    )
+    ada = worker(hcm_id="E2001", skills=("Rust",), placements=(placement(department="Advisory Labs"),))
 
     [result] = pool.upsert_resources([ada], today=TODAY)
 

@@ -56,4 +56,3 @@ def enqueue_projects(sqs: Any, queue_url: str, requests: Sequence[MarginRequest]
         [(r.model_dump_json(), r.correlation_id) for r in latest.values()],
         what="project(s) to re-price",
     )
-
