@@ -94,6 +94,11 @@ class KantataResourcesSecret(KantataSecret):
 
     invitation_email_template: str | None = Field(default=None, pattern=r"^[^@\s]*\{hcm_id\}[^@\s]*@[^@\s]+$")
     account_currency: _CurrencyCode | None = None
+    # Kantata limits its API by request rate per account; each container that reads or writes the pool paces
+    # itself to this many requests a second: the account's rate over the containers that call it at once
+    # (the worker and margin consumers' maximum concurrency, 2 each). None: no pace (a 429 is still retried).
+    requests_per_second: float | None = Field(default=None, gt=0)
+    request_burst: int = Field(default=5, ge=1)
     legal_entity_field: str = Field(default="Legal Entity", min_length=1)
     cost_centre_field: str = Field(default="Cost Centre", min_length=1)
     hcm_id_field: str | None = "HCM ID"
@@ -278,6 +283,13 @@ def psa_resources_from_secret(
 
     parsed = _parse(KantataResourcesSecret, secret, "kantata")
     template = parsed.invitation_email_template
+    if parsed.requests_per_second is not None:
+        from hub.pacing import RatePacer
+
+        if client is not None:
+            raise ValueError("a pace wraps the factory's own transport: pass transport=, not client=")
+        pace = RatePacer(parsed.requests_per_second, burst=parsed.request_burst)
+        transport = ConcurrencyTransport(transport or httpx.HTTPTransport(), pace.slot)
     return KantataResources(
         _client(client, transport, budget),
         token=parsed.token,

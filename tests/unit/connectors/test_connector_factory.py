@@ -195,3 +195,32 @@ def test_given_a_psa_secret_with_an_invitation_template_the_resource_pool_adapte
     )
 
     assert isinstance(built, KantataResources)
+
+
+def test_given_a_pace_in_the_psa_secret_the_resource_pool_adapter_spaces_its_requests(monkeypatch):
+    import types
+
+    import hub.pacing
+
+    clock = types.SimpleNamespace(now=0.0, slept=[])
+    clock.monotonic = lambda: clock.now
+    clock.sleep = lambda seconds: (clock.slept.append(seconds), setattr(clock, "now", clock.now + seconds))
+    monkeypatch.setattr(hub.pacing, "time", clock)
+    recorder = Recorder()
+    built = psa_resources_from_secret(
+        {**KANTATA, "requests_per_second": 4, "request_burst": 2}, transport=httpx.MockTransport(recorder)
+    )
+
+    for _ in range(4):
+        built.project_assignments("880001")
+
+    assert len(recorder.requests) >= 4
+    assert clock.slept and all(s == pytest.approx(0.25) for s in clock.slept)  # after the burst of 2, 4/s
+    assert clock.now == pytest.approx(0.25 * (len(recorder.requests) - 2))
+
+
+def test_a_pace_must_be_positive():
+    with pytest.raises(PermanentError, match="requests_per_second"):
+        psa_resources_from_secret(
+            {**KANTATA, "requests_per_second": 0}, transport=httpx.MockTransport(Recorder())
+        )
