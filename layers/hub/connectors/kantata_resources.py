@@ -65,6 +65,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +93,10 @@ logger = logging.getLogger("hub.connectors.kantata_resources")
 
 Outcome = Literal["created", "updated", "unchanged", "deactivated"]
 EmailFor = Callable[[Worker], str | None]
+
+
+INVITATIONS_REREAD = 600.0  # seconds between whole reads of the pending invitations
+INVITATIONS_OVERLAP = dt.timedelta(seconds=60)  # re-read before the latest stamp seen (late commits)
 
 
 @dataclass(eq=False)
@@ -171,6 +177,11 @@ class KantataResources(KantataPsa):
         self._account_currency = account_currency
         self._user_fields = user_fields or rm.UserFields()
         self._me: str | None = None
+        # Pending invitations as last read (see _pending_invitations), shared by the batches of a container.
+        self._invitations: dict[str, rm.Invitation] = {}
+        self._invitations_read: float | None = None  # monotonic time of the last whole read
+        self._invitations_seen: dt.datetime | None = None  # the latest stamp Kantata showed
+        self._invitations_lock = threading.Lock()
 
     # ======================================================================================== resource pool
 
@@ -271,12 +282,44 @@ class KantataResources(KantataPsa):
                         found[key] = user
         return found
 
+    def _remember_invitations(self, invited: Mapping[str, rm.Invitation]) -> None:
+        """Invitations this adapter sent: known at once, and their stamps move where the next read starts."""
+        with self._invitations_lock:
+            self._invitations.update(invited)
+            for invitation in invited.values():
+                stamp = invitation.updated_at
+                if stamp is not None and (self._invitations_seen is None or stamp > self._invitations_seen):
+                    self._invitations_seen = stamp
+
     def _pending_invitations(self) -> dict[str, rm.Invitation]:
-        found: dict[str, rm.Invitation] = {}
-        for answer in self._pages("/account_invitations.json", _paged(rm.invitations_params())):
-            for invitation in rm.invitations_of(answer):
-                found.setdefault(invitation.email.casefold(), invitation)
-        return found
+        """Pending invitations by e-mail. The whole list is read once every ``INVITATIONS_REREAD``; in between,
+        only the invitations Kantata stamped since the latest it showed (less ``INVITATIONS_OVERLAP``, on
+        Kantata's own clock) are read and merged: during an initial load every batch of new workers would
+        otherwise page through every invitation the earlier batches sent. An invitation withdrawn in Kantata
+        meanwhile stays known until the next whole read; one accepted does not matter (its person is then
+        found as a member, before invitations are consulted)."""
+        with self._invitations_lock:
+            now = time.monotonic()
+            whole = self._invitations_read is None or now - self._invitations_read >= INVITATIONS_REREAD
+            since = None if whole or self._invitations_seen is None else self._invitations_seen
+            known = {} if whole else dict(self._invitations)
+            after = None if since is None else since - INVITATIONS_OVERLAP
+            for answer in self._pages("/account_invitations.json", _paged(rm.invitations_params(after))):
+                for invitation in rm.invitations_of(answer):
+                    key = invitation.email.casefold()
+                    if whole:
+                        known.setdefault(key, invitation)
+                    else:
+                        known[key] = invitation
+                    stamp = invitation.updated_at
+                    if stamp is not None and (
+                        self._invitations_seen is None or stamp > self._invitations_seen
+                    ):
+                        self._invitations_seen = stamp
+            self._invitations = known
+            if whole:
+                self._invitations_read = now
+            return dict(known)
 
     # ---------------------------------------------------------------------------------------- prepare
 
@@ -322,6 +365,8 @@ class KantataResources(KantataPsa):
                 invitation_id = slot.invitation.invitation_id
                 if self._write(slot, "DELETE", "/account_invitations/{id}.json", record_id=invitation_id):
                     slot.outcome = "deactivated"
+                    with self._invitations_lock:
+                        self._invitations.pop(slot.invitation.email.casefold(), None)
             return
         if user is not None:
             if user.disabled and user.membership_id is not None:
@@ -374,6 +419,7 @@ class KantataResources(KantataPsa):
             idempotent=False,
         ):
             invited = {i.email.casefold(): i for i in rm.invitations_of(answer)}
+            self._remember_invitations(invited)
             for slot, item in chunk:
                 invitation = invited.get(str(item["email_address"]).casefold())
                 if invitation is None:

@@ -37,6 +37,7 @@ from hub.mapping.kantata import (
     SERVICE_NAME,
     hours_from_minutes,
     included,
+    instant_in,
     instant_out,
     kantata_id,
     money_subunits_out,
@@ -296,6 +297,7 @@ class Invitation:
     email: str
     user_id: str  # the invitee: a Kantata user at once, a member only once they accept
     cost_rate_in_cents: int | None = None
+    updated_at: dt.datetime | None = None  # Kantata's stamp (its clock), for reading only what changed since
 
 
 def invitations_of(answer: Any) -> list[Invitation]:
@@ -312,6 +314,7 @@ def invitations_of(answer: Any) -> list[Invitation]:
                 email=str(record.get("email_address") or ""),
                 user_id=invitee,
                 cost_rate_in_cents=cents if isinstance(cents, int) and not isinstance(cents, bool) else None,
+                updated_at=instant_in(record.get("updated_at")),
             )
         )
     return found
@@ -668,8 +671,12 @@ def users_in_department_params(user_ids: Sequence[str], department_id: str) -> d
     }
 
 
-def invitations_params() -> dict[str, Any]:
-    return {"include": "invitee", "per_page": PAGE_SIZE}
+def invitations_params(updated_after: dt.datetime | None = None) -> dict[str, Any]:
+    """Pending invitations; with ``updated_after``, only those created or changed after it (Kantata's clock)."""
+    params: dict[str, Any] = {"include": "invitee", "per_page": PAGE_SIZE}
+    if updated_after is not None:
+        params["updated_after"] = instant_out(updated_after)
+    return params
 
 
 def memberships_params(user_ids: Sequence[str]) -> dict[str, Any]:

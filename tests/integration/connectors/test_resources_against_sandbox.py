@@ -548,3 +548,78 @@ def test_project_assignments_come_back_with_hours_per_day_and_hcm_ids():
     assert by_id[a2].worker_hcm_id == "E2" and by_id[a2].hours == Decimal("1.5")
     reads = [r for r in kantata.requests if r.method == "GET"]
     assert len(reads) == 2  # the assignments with their days, then the assignees' references
+
+
+# ------------------------------------------------------------------------------ pending invitations, read once
+
+
+def invitations_sandbox() -> tuple[KantataSandbox, list[datetime]]:
+    now = [T0]
+    sandbox = KantataSandbox(tokens=[TOKEN], clock=lambda: now[0])
+    for name in ("Legal Entity", "Cost Centre", "HCM ID"):
+        sandbox.seed_custom_field(name)
+    sandbox.seed_organization("Delivery")
+    return sandbox, now
+
+
+def pool_for(kantata: KantataSandbox) -> KantataResources:
+    return KantataResources(
+        httpx.Client(transport=kantata.transport()),
+        token=TOKEN,
+        base_url=KANTATA_URL,
+        retry=RetryPolicy(sleep=lambda seconds: None),
+        email_for=rm.invitation_email("{hcm_id}@staff.example"),
+        account_currency="USD",
+    )
+
+
+def invitation_reads(kantata: KantataSandbox, mark: int) -> list[dict]:
+    return [r.query for r in kantata.requests[mark:] if r.method == "GET" and "account_invitations" in r.path]
+
+
+def test_later_batches_read_only_the_invitations_stamped_since_the_latest_one_seen():
+    kantata, now = invitations_sandbox()
+    pool = pool_for(kantata)
+    for start in (0, 200):  # two batches five minutes apart: 250 pending invitations, two pages
+        batch = [worker(hcm_id=f"E3{n:03d}") for n in range(start, start + (200 if start == 0 else 50))]
+        assert all(r.error is None for r in pool.upsert_resources(batch, today=TODAY))
+        now[0] += dt.timedelta(minutes=5)
+    mark = len(kantata.requests)
+
+    results = pool.upsert_resources([worker(hcm_id="E3999")], today=TODAY)
+
+    assert results[0].error is None and results[0].outcome == "created"
+    [read] = invitation_reads(kantata, mark)  # one page: what changed since, not all 250 again
+    assert read["updated_after"] == "2026-03-04T09:04:00+00:00"  # the latest stamp seen, less a minute
+    assert len(kantata.account_invitations()) == 251
+
+
+def test_a_worker_another_container_invited_meanwhile_is_not_invited_twice():
+    kantata, now = invitations_sandbox()
+    here, elsewhere = pool_for(kantata), pool_for(kantata)
+    here.upsert_resources([worker(hcm_id="E4001")], today=TODAY)  # this container has read the invitations
+    now[0] += dt.timedelta(minutes=2)
+    elsewhere.upsert_resources([worker(hcm_id="E4002")], today=TODAY)  # another container invites E4002
+    now[0] += dt.timedelta(minutes=2)
+    raised = worker(hcm_id="E4002", cost_rates=(rate("95.00", start=dt.date(2024, 1, 1)),))
+
+    [result] = here.upsert_resources([raised], today=TODAY)
+
+    assert result.error is None
+    invited = [i for i in kantata.account_invitations() if i["email_address"] == "e4002@staff.example"]
+    assert len(invited) == 1 and invited[0]["cost_rate_in_cents"] == 9_500  # found and updated, not re-sent
+
+
+def test_an_invitation_the_hub_withdrew_for_a_leaver_is_not_withdrawn_again():
+    kantata, now = invitations_sandbox()
+    pool = pool_for(kantata)
+    pool.upsert_resources([worker(hcm_id="E5001")], today=TODAY)
+    left = worker(hcm_id="E5001", end_date=TODAY - dt.timedelta(days=1))
+    now[0] += dt.timedelta(minutes=1)
+    [withdrawn] = pool.upsert_resources([left], today=TODAY)
+    mark = len(kantata.requests)
+
+    [again] = pool.upsert_resources([left], today=TODAY)  # the same change applied again on its day
+
+    assert withdrawn.outcome == "deactivated" and again.error is None
+    assert [r for r in kantata.requests[mark:] if r.method == "DELETE"] == []
