@@ -179,8 +179,11 @@ def run(
     rng = random.Random(seed)
     clock = _Clock(T0 - dt.timedelta(hours=1))
     workday = WorkdaySandbox(clock=clock)
-    kantata = KantataSandbox(
-        tokens=[TOKEN], clock=clock, faults=Faults(latency=latency, seed=seed) if latency else None
+    started = time.monotonic()
+    kantata = KantataSandbox(  # Kantata's own clock runs on in real time: its stamps order the invitations
+        tokens=[TOKEN],
+        clock=lambda: clock.now + dt.timedelta(seconds=time.monotonic() - started),
+        faults=Faults(latency=latency, seed=seed) if latency else None,
     )
     for name in ("Legal Entity", "Cost Centre", "HCM ID"):  # what an administrator sets up once
         kantata.seed_custom_field(name)

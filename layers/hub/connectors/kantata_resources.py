@@ -96,7 +96,7 @@ EmailFor = Callable[[Worker], str | None]
 
 
 INVITATIONS_REREAD = 600.0  # seconds between whole reads of the pending invitations
-INVITATIONS_OVERLAP = dt.timedelta(seconds=60)  # re-read before the latest stamp seen (late commits)
+INVITATIONS_OVERLAP = dt.timedelta(seconds=5)  # re-read before the latest stamp seen (late commits, skew)
 
 
 @dataclass(eq=False)
