@@ -455,6 +455,34 @@ class Monitoring(Construct):
 
     # --- helpers ------------------------------------------------------------------------------------------
 
+    def _outcomes_row(
+        self,
+        title: str,
+        service: str,
+        outcomes: Sequence[tuple[str, str]],
+        dlq: sqs.IQueue,
+        dlq_title: str,
+        dlq_label: str,
+    ) -> tuple[cw.GraphWidget, cw.GraphWidget]:
+        """A queue consumer's row: its business metrics by outcome (metric, label), and what is parked."""
+        return (
+            cw.GraphWidget(
+                title=title,
+                left=[self._hub_metric(name, service, label) for name, label in outcomes],
+                width=16,
+            ),
+            cw.GraphWidget(
+                title=dlq_title,
+                left=[
+                    dlq.metric_approximate_number_of_messages_visible(
+                        period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM, label=dlq_label
+                    )
+                ],
+                left_y_axis=cw.YAxisProps(min=0),
+                width=8,
+            ),
+        )
+
     def _hub_metric(self, metric_name: str, service: str, label: str | None = None) -> cw.Metric:
         """A Powertools (EMF) business metric of one function, summed over five minutes.
 
@@ -597,59 +625,39 @@ class Monitoring(Construct):
             ),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(
-                title="Time and expense entries by outcome",
-                left=[
-                    self._hub_metric(name, POSTING_SERVICE, label)
-                    for name, label in (
-                        ("EntriesPosted", "Posted"),
-                        ("EntriesDuplicate", "Already posted (redelivery)"),
-                        ("EntriesAdjustment", "Edited after posting (adjustment)"),
-                        ("EntriesHeld", "Held (closed period)"),
-                        ("EntriesParked", "Parked (a check failed)"),
-                        ("EntriesRejected", "Not approved / deleted"),
-                        ("EntriesRetry", "Retried (throttled or unavailable)"),
-                    )
-                ],
-                width=16,
-            ),
-            cw.GraphWidget(
-                title="Parked entries (posting dead-letter queue)",
-                left=[
-                    posting_dlq.metric_approximate_number_of_messages_visible(
-                        period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM, label="Parked entries"
-                    )
-                ],
-                left_y_axis=cw.YAxisProps(min=0),
-                width=8,
-            ),
+            *self._outcomes_row(
+                "Time and expense entries by outcome",
+                POSTING_SERVICE,
+                (
+                    ("EntriesPosted", "Posted"),
+                    ("EntriesDuplicate", "Already posted (redelivery)"),
+                    ("EntriesAdjustment", "Edited after posting (adjustment)"),
+                    ("EntriesHeld", "Held (closed period)"),
+                    ("EntriesParked", "Parked (a check failed)"),
+                    ("EntriesRejected", "Not approved / deleted"),
+                    ("EntriesRetry", "Retried (throttled or unavailable)"),
+                ),
+                posting_dlq,
+                "Parked entries (posting dead-letter queue)",
+                "Parked entries",
+            )
         )
         dashboard.add_widgets(
-            cw.GraphWidget(
-                title="Projects re-priced by outcome",
-                left=[
-                    self._hub_metric(name, MARGIN_SERVICE, label)
-                    for name, label in (
-                        ("ProjectsRepriced", "Re-priced (new margin)"),
-                        ("ProjectsUnchanged", "Unchanged"),
-                        ("ProjectsNotPlanned", "Not initiated by the hub"),
-                        ("ProjectsDuplicate", "Already re-priced (redelivery)"),
-                        ("ProjectsParked", "Parked (FX rate or billing currency)"),
-                        ("ProjectsRetry", "Retried (throttled or unavailable)"),
-                    )
-                ],
-                width=16,
-            ),
-            cw.GraphWidget(
-                title="Parked projects (margin dead-letter queue)",
-                left=[
-                    margin_dlq.metric_approximate_number_of_messages_visible(
-                        period=FIVE_MINUTES, statistic=cw.Stats.MAXIMUM, label="Parked projects"
-                    )
-                ],
-                left_y_axis=cw.YAxisProps(min=0),
-                width=8,
-            ),
+            *self._outcomes_row(
+                "Projects re-priced by outcome",
+                MARGIN_SERVICE,
+                (
+                    ("ProjectsRepriced", "Re-priced (new margin)"),
+                    ("ProjectsUnchanged", "Unchanged"),
+                    ("ProjectsNotPlanned", "Not initiated by the hub"),
+                    ("ProjectsDuplicate", "Already re-priced (redelivery)"),
+                    ("ProjectsParked", "Parked (FX rate or billing currency)"),
+                    ("ProjectsRetry", "Retried (throttled or unavailable)"),
+                ),
+                margin_dlq,
+                "Parked projects (margin dead-letter queue)",
+                "Parked projects",
+            )
         )
         dashboard.add_widgets(
             cw.GraphWidget(

@@ -178,7 +178,7 @@ def _members_by_hcm_id(stack: LocalStack) -> dict[str, str]:
     secret = stack.client("secretsmanager").get_secret_value(SecretId=stack.outputs["PsaSecretArn"])
     adapter = psa_resources_from_secret(json.loads(secret["SecretString"]))
     users = [str(m["user_id"]) for m in stack.sandboxes.kantata.account_memberships()]
-    return {hcm: user for user, hcm in adapter._hcm_ids_of(users).items()}
+    return {hcm: user for user, hcm in adapter.hcm_ids_of(users).items()}
 
 
 def _initiated_projects(stack: LocalStack) -> list[Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,19 +47,10 @@ class SyncDeps:
     clock: Callable[[], dt.datetime] = _utc_now
 
 
-@functools.lru_cache(maxsize=4)
-def _hcm(secret_value: str) -> HcmPort:
-    """One adapter per secret *value*: a rotated secret gets a fresh adapter."""
-    from hub.connectors.factory import hcm_from_secret
-
-    return hcm_from_secret(json.loads(secret_value))
-
-
 @functools.cache
 def default_deps() -> SyncDeps:
-    from aws_lambda_powertools.utilities import parameters
-
     from hub import aws
+    from hub.connectors.secret_bound import hcm_of, secret_reader
     from hub.flows.workforce.messages import enqueue_workers, park_unmappable
     from hub.ledger import Ledger
     from hub.planning import PlanningStore
@@ -71,15 +61,11 @@ def default_deps() -> SyncDeps:
     ledger = Ledger(settings.ledger_table)
     planning = PlanningStore(settings.planning_table)
 
-    def hcm() -> HcmPort:
-        secret = parameters.get_secret(settings.hcm_secret_arn, max_age=300)
-        return _hcm(secret if isinstance(secret, str) else json.dumps(secret))
-
     def park(hcm_id: str, error: DataValidationError) -> None:
         park_unmappable(ledger, hcm_id, error)
 
     return SyncDeps(
-        hcm=hcm,
+        hcm=hcm_of(secret_reader(settings.hcm_secret_arn)),
         store=WatermarkStore(settings.ledger_table),
         enqueue=lambda messages: enqueue_workers(sqs, settings.worker_queue_url, messages),
         park=park,

@@ -22,15 +22,13 @@ Decimals are stored as strings (no float ever touches money); models as their JS
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-
-from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from hub import aws
 from hub.model import Project
@@ -46,10 +44,6 @@ def _worker_pk(hcm_id: str) -> str:
 
 def _project_pk(psa_project_id: str) -> str:
     return f"PROJECT#{psa_project_id}"
-
-
-def _conditional_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
@@ -72,6 +66,8 @@ class StoredMargin:
 class PlanningStore:
     def __init__(self, table_name: str, table: Any | None = None) -> None:
         self._table = table if table is not None else aws.table(table_name)
+        # boto3 stays out of the import (the functions' cold start): the table's own client has the class.
+        self._conditional_failed = self._table.meta.client.exceptions.ConditionalCheckFailedException
 
     # ------------------------------------------------------------------------------------------ workers
 
@@ -88,10 +84,8 @@ class PlanningStore:
                 ConditionExpression="attribute_not_exists(version) OR version <= :v",
                 ExpressionAttributeValues={":v": version},
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
+        except self._conditional_failed:
+            return False
         return True
 
     def workers(self, hcm_ids: Iterable[str]) -> dict[str, Worker]:
@@ -106,7 +100,9 @@ class PlanningStore:
         return [
             str(item["sk"]).removeprefix("ON#")
             for item in self._query(
-                Key("pk").eq(_worker_pk(hcm_id)) & Key("sk").begins_with("ON#"), projection="sk"
+                "pk = :pk AND begins_with(sk, :from)",
+                {":pk": _worker_pk(hcm_id), ":from": "ON#"},
+                projection="sk",
             )
         ]
 
@@ -125,7 +121,7 @@ class PlanningStore:
         """The workers with a change effective on ``day``."""
         return [
             str(item["sk"]).removeprefix("WORKER#")
-            for item in self._query(Key("pk").eq(f"EFFECTIVE#{day.isoformat()}"), projection="sk")
+            for item in self._query("pk = :pk", {":pk": f"EFFECTIVE#{day.isoformat()}"}, projection="sk")
         ]
 
     # ----------------------------------------------------------------------------------------- projects
@@ -177,7 +173,7 @@ class PlanningStore:
         wanted = {p for base, quote in pairs if base != quote for p in ((base, quote), (quote, base))}
         rates: list[FxRate] = []
         for base, quote in sorted(wanted):
-            for item in self._query(Key("pk").eq(f"FX#{base}#{quote}")):
+            for item in self._query("pk = :pk", {":pk": f"FX#{base}#{quote}"}):
                 rates.append(
                     FxRate(
                         base=base,
@@ -207,7 +203,8 @@ class PlanningStore:
         return [
             _stored(item)
             for item in self._query(
-                Key("pk").eq(_project_pk(psa_project_id)) & Key("sk").between("MARGIN#0", "MARGIN#9")
+                "pk = :pk AND sk BETWEEN :from AND :to",
+                {":pk": _project_pk(psa_project_id), ":from": "MARGIN#0", ":to": "MARGIN#9"},
             )
         ]
 
@@ -220,9 +217,9 @@ class PlanningStore:
         floor: Decimal | None,
         cause: Mapping[str, Any],
         computed_at: dt.datetime,
-    ) -> bool:
-        """Store ``version`` as the latest (and in the history) if the latest is still ``version - 1``; False
-        when another computation stored that version first (the caller computes again)."""
+    ) -> StoredMargin | None:
+        """Store ``version`` as the latest (and in the history) if the latest is still ``version - 1``, and
+        answer it as stored; None when another computation stored that version first (compute again)."""
         body = {
             "version": version,
             "model": json.dumps(model, sort_keys=True, default=str),
@@ -240,35 +237,35 @@ class PlanningStore:
                 else "version = :previous",
                 **({} if version == 1 else {"ExpressionAttributeValues": {":previous": version - 1}}),
             )
-        except ClientError as error:
-            if _conditional_failed(error):
-                return False
-            raise
+        except self._conditional_failed:
+            return None
         self._table.put_item(Item={"pk": pk, "sk": f"MARGIN#{version:08d}", **body})
-        return True
+        return _stored(body)
 
     def announced(self, psa_project_id: str, version: int) -> None:
         """The version's events went out (a later version may be latest by now: then nothing changes)."""
         pk = _project_pk(psa_project_id)
         for sk in (f"MARGIN#{version:08d}", LATEST):
-            try:
+            with contextlib.suppress(self._conditional_failed):  # a later version is the latest by now
                 self._table.update_item(
                     Key={"pk": pk, "sk": sk},
                     UpdateExpression="SET announced = :yes",
                     ConditionExpression="version = :v",
                     ExpressionAttributeValues={":yes": True, ":v": version},
                 )
-            except ClientError as error:
-                if not _conditional_failed(error):
-                    raise
 
     # -------------------------------------------------------------------------------------------- reads
 
     def _batch_get(self, keys: Sequence[Mapping[str, str]]) -> Iterator[dict[str, Any]]:
         return aws.batch_get(self._table, keys, what="the planning table")
 
-    def _query(self, condition: Any, *, projection: str | None = None) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"KeyConditionExpression": condition}
+    def _query(
+        self, condition: str, values: Mapping[str, str], *, projection: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": dict(values),
+        }
         if projection:
             params["ProjectionExpression"] = projection
         while True:

@@ -501,3 +501,21 @@ def test_every_business_metric_on_the_dashboard_is_one_a_handler_emits(synth: Sy
     assert business
     for name in business:
         assert f'"{name}"' in handlers, f"no handler emits {name} any more"
+
+
+@pytest.mark.parametrize(
+    "title, consumer",
+    [
+        ("Time and expense entries by outcome", "posting_consumer"),
+        ("Projects re-priced by outcome", "margin_consumer"),
+    ],
+)
+def test_the_outcome_graphs_draw_only_metrics_their_consumer_emits(
+    synth: Synth, title: str, consumer: str
+) -> None:
+    """A metric renamed in the consumer and not on the dashboard would leave its line flat forever."""
+    import importlib
+
+    emitted = set(importlib.import_module(f"functions.{consumer}.handler").FATE_METRICS.values())
+    graphed = {name for _, name in _graphed(_dashboard(synth))[title]}
+    assert graphed and graphed <= emitted, graphed - emitted

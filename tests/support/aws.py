@@ -188,70 +188,40 @@ def asl_definition(name: str, substitutions: dict[str, str]) -> str:
     return text
 
 
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _redrivable_queue(sqs: Any, name: str) -> tuple[str, str]:
+    """A queue and its dead-letter queue (``{name}-dlq``, after 5 receives), as the stack's RedrivableQueue."""
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    redrive = {"deadLetterTargetArn": _queue_arn(sqs, dlq_url), "maxReceiveCount": "5"}
+    url = sqs.create_queue(
+        QueueName=name, Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": "360"}
+    )["QueueUrl"]
+    return url, dlq_url
+
+
 def build(res: HubResources) -> HubResources:
     create_tables(res)
     seed_routes(res)
     sqs = boto3.client("sqs", region_name=REGION)
-    res.intake_dlq_url = sqs.create_queue(QueueName="pshub-intake-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=res.intake_dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    res.intake_queue_url = sqs.create_queue(
-        QueueName="pshub-intake",
-        Attributes={
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-            "VisibilityTimeout": "360",
-        },
-    )["QueueUrl"]
-    res.posting_dlq_url = sqs.create_queue(QueueName="pshub-posting-dlq")["QueueUrl"]
-    posting_dlq_arn = sqs.get_queue_attributes(QueueUrl=res.posting_dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    res.posting_queue_url = sqs.create_queue(
-        QueueName="pshub-posting",
-        Attributes={
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": posting_dlq_arn, "maxReceiveCount": "5"}),
-            "VisibilityTimeout": "360",
-        },
-    )["QueueUrl"]
-    res.worker_dlq_url = sqs.create_queue(QueueName="pshub-workers-dlq")["QueueUrl"]
-    worker_dlq_arn = sqs.get_queue_attributes(QueueUrl=res.worker_dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    res.worker_queue_url = sqs.create_queue(
-        QueueName="pshub-workers",
-        Attributes={
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": worker_dlq_arn, "maxReceiveCount": "5"}),
-            "VisibilityTimeout": "360",
-        },
-    )["QueueUrl"]
-    res.margin_dlq_url = sqs.create_queue(QueueName="pshub-margin-dlq")["QueueUrl"]
-    margin_dlq_arn = sqs.get_queue_attributes(QueueUrl=res.margin_dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    res.margin_queue_url = sqs.create_queue(
-        QueueName="pshub-margin",
-        Attributes={
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": margin_dlq_arn, "maxReceiveCount": "5"}),
-            "VisibilityTimeout": "360",
-        },
-    )["QueueUrl"]
+    res.intake_queue_url, res.intake_dlq_url = _redrivable_queue(sqs, "pshub-intake")
+    res.posting_queue_url, res.posting_dlq_url = _redrivable_queue(sqs, "pshub-posting")
+    res.worker_queue_url, res.worker_dlq_url = _redrivable_queue(sqs, "pshub-workers")
+    res.margin_queue_url, res.margin_dlq_url = _redrivable_queue(sqs, "pshub-margin")
     res.alerts_queue_url = sqs.create_queue(QueueName="pshub-alerts-tap")["QueueUrl"]
     sns = boto3.client("sns", region_name=REGION)
     res.alerts_topic_arn = sns.create_topic(Name="pshub-delivery-managers")["TopicArn"]
     sns.subscribe(
         TopicArn=res.alerts_topic_arn,
         Protocol="sqs",
-        Endpoint=sqs.get_queue_attributes(QueueUrl=res.alerts_queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"],
+        Endpoint=_queue_arn(sqs, res.alerts_queue_url),
         Attributes={"RawMessageDelivery": "false"},
     )
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=res.analytics_bucket)
     res.events_tap_url = sqs.create_queue(QueueName="pshub-events-tap")["QueueUrl"]
-    tap_arn = sqs.get_queue_attributes(QueueUrl=res.events_tap_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    tap_arn = _queue_arn(sqs, res.events_tap_url)
     events = boto3.client("events", region_name=REGION)
     events.create_event_bus(Name=res.bus_name)
     events.put_rule(Name="tap", EventBusName=res.bus_name, EventPattern=json.dumps({"source": ["pshub"]}))

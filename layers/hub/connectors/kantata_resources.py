@@ -871,7 +871,7 @@ class KantataResources(KantataPsa):
                     continue  # re-checked: an ignored filter must not bring another project's assignments
                 listed.append((record, rm.assignment_days(record, answer)))
         assignees = {str(r["assignee_id"]) for r, _ in listed if r.get("assignee_id") not in (None, "")}
-        hcm_ids = self._hcm_ids_of(sorted(assignees, key=rm.id_order))
+        hcm_ids = self.hcm_ids_of(sorted(assignees, key=rm.id_order))
         assignments: list[Assignment] = []
         unlinked = 0
         for record, days in listed:
@@ -895,7 +895,8 @@ class KantataResources(KantataPsa):
             )
         return assignments
 
-    def _hcm_ids_of(self, user_ids: Sequence[str]) -> dict[str, str]:
+    def hcm_ids_of(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """Kantata user id -> the HCM id of the worker the hub linked it to (users without one are left out)."""
         out: dict[str, str] = {}
         for chunk in _chunks(list(user_ids), rm.LOOKUP_CHUNK):
             for answer in self._pages("/users.json", _paged(rm.users_by_id_params(chunk))):

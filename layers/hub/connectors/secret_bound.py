@@ -17,6 +17,18 @@ def _resources(secret_value: str) -> Any:
     return factory.psa_resources_from_secret(json.loads(secret_value))
 
 
+@functools.lru_cache(maxsize=4)
+def _hcm(secret_value: str) -> Any:
+    from hub.connectors import factory
+
+    return factory.hcm_from_secret(json.loads(secret_value))
+
+
+def hcm_of(secret: Callable[[], str]) -> Callable[[], Any]:
+    """The HCM adapter (``HcmPort``) of the secret's current value, built once per value."""
+    return lambda: _hcm(secret())
+
+
 class SecretResources:
     """The PSA resource pool and planning adapter (``PsaResourcePort``) of the current secret value."""
 

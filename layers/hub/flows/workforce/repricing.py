@@ -135,7 +135,7 @@ def reprice(request: MarginRequest, deps: RepricingDeps, *, body: str) -> tuple[
             _announce(profile, current, previous, deps)
         return Fate.UNCHANGED, f"margin version {current.version} still holds"
     version = current.version + 1 if current else 1
-    stored = deps.store.save_margin(
+    saved = deps.store.save_margin(
         pid,
         version=version,
         model=new,
@@ -143,17 +143,9 @@ def reprice(request: MarginRequest, deps: RepricingDeps, *, body: str) -> tuple[
         cause=request.cause.model_dump(mode="json"),
         computed_at=deps.now(),
     )
-    if not stored:
+    if saved is None:
         return Fate.RETRY, "another computation stored a margin of this project first"
     deps.store.plan_on(pid, {a.worker_hcm_id for a in assignments})
-    saved = StoredMargin(
-        version=version,
-        model=new,
-        announced=False,
-        floor=floor,
-        cause=request.cause.model_dump(mode="json"),
-        computed_at=deps.now().isoformat(),
-    )
     try:
         _announce(profile, saved, current, deps)
     except TransientError as error:  # the version is stored, unannounced: the retry announces it
