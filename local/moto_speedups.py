@@ -38,6 +38,13 @@ serving the hub. Here:
    hold the others up) and a send notifies. (A FIFO send's dedupe check and its append are then one step;
    moto's own SQS->Lambda trigger, which ``LocalStack`` replaces with pollers, would run under it too.)
 
+9. and the same for DynamoDB: a conditional write checks its condition and then writes, and another thread's
+   write can land between the two (two callers of the concurrency budget then both take one slot: one more
+   request reaches the ERP than its limit allows, and the first holder's release finds its lease gone); a
+   query deep-copies items another thread is changing ("dictionary changed size during iteration", a 500).
+   Each DynamoDB request is handled under one lock, from reading its body to rendering its answer (moto
+   renders live items), as DynamoDB makes each single-item write atomic.
+
 Patched once, process-wide, by ``LocalStack.start`` (and the benches); moto's version is pinned in the lock file
 and ``tests/integration/test_moto_speedups.py`` checks it is the one ``send_message`` was copied from, and that
 the queue semantics the hub relies on still hold.
@@ -144,7 +151,19 @@ def install() -> None:
 
         for name in ("send_message", "receive_message", "delete_message", "change_message_visibility"):
             setattr(models.SQSBackend, name, _under_queue_lock(getattr(models.SQSBackend, name)))
+        from moto.dynamodb.responses import DynamoHandler
+
+        DynamoHandler.call_action = _under(threading.RLock(), DynamoHandler.call_action)  # type: ignore[method-assign]
         _installed = True
+
+
+def _under(lock: Any, method: Any) -> Any:
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return locked
 
 
 def _under_queue_lock(method: Any) -> Any:

@@ -1,9 +1,9 @@
 """The local stack: the deployed stack, on one machine, with no AWS account.
 
 1. synthesize the CDK app (``python app.py``, no CDK CLI);
-2. deploy the template into an embedded moto server (CloudFormation ``create_stack``, see
-   ``infra/local_deploy.py``);
-3. run each Lambda's real handler in-process when moto invokes it (``local/lambda_runtime.py``);
+2. deploy the template into an embedded moto server, a process of its own (``local/embedded_aws.py``), by
+   CloudFormation ``create_stack`` (``infra/local_deploy.py``);
+3. run each Lambda's real handler in this process when moto invokes it (``local/lambda_runtime.py``);
 4. fill moto's gaps from the same template: the API routes served on loopback (``local/api_server.py``),
    SQS event source mappings polled with partial batch failures (``local/pollers.py``);
 5. talk to the sandboxes (SaaS simulators on loopback), whose URLs go into the connection secrets.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import logging
 import os
 import secrets
 import socket
@@ -29,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local import finance_config, lambda_runtime, moto_speedups, workforce_config
+from local import finance_config, lambda_runtime, workforce_config
 from local.api_server import ApiServer
+from local.embedded_aws import EmbeddedAws
 from local.finance_config import ENTITIES
 from local.pollers import Mapping, QueuePoller
 from local.sandboxes.base import Faults
@@ -166,26 +166,21 @@ class LocalStack:
         self.psa_webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.pollers: list[QueuePoller] = []
         self.api: ApiServer | None = None
-        self._moto: Any = None
+        self._aws: EmbeddedAws | None = None
+        self._runtime: lambda_runtime.RuntimeServer | None = None
         self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> LocalStack:
-        from moto.server import ThreadedMotoServer
-
         self._progress("starting the sandboxes")
         self.sandboxes.start()
-        self._progress("starting the embedded AWS (moto)")
-        port = free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-        if self.quiet:  # moto logs every Fail state (a parked deal) as an error; the ledger tells it better
-            logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
-        self._moto.start()
-        self.endpoint = f"http://127.0.0.1:{port}"
+        self._progress("starting the embedded AWS (moto, a process of its own)")
+        self._runtime = lambda_runtime.RuntimeServer().start()
+        self._aws = EmbeddedAws(free_port(), self._runtime.url, quiet=self.quiet).start()
+        self.endpoint = self._aws.endpoint
         self._set_env(
             {
-                "MOTO_PORT": str(port),
+                "MOTO_PORT": str(self._aws.port),
                 "AWS_ENDPOINT_URL": self.endpoint,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
@@ -198,8 +193,6 @@ class LocalStack:
             }
         )
         self._post_json("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
-        lambda_runtime.install()
-        moto_speedups.install()
         lambda_runtime.ENV_OVERRIDES.update({"LOG_LEVEL": "WARNING"} if self.quiet else {})
         from hub import aws
         from hub.settings import load
@@ -239,8 +232,10 @@ class LocalStack:
             poller.stop()
         if self.api:
             self.api.stop()
-        if self._moto:
-            self._moto.stop()
+        if self._aws:
+            self._aws.stop()
+        if self._runtime:
+            self._runtime.stop()
         self.sandboxes.stop()
         lambda_runtime.clear()
         lambda_runtime.ENV_OVERRIDES.clear()
@@ -518,12 +513,7 @@ class LocalStack:
 
     def _start_pollers(self) -> None:
         """Replace moto's synchronous SQS->Lambda trigger with pollers built from the template's mappings."""
-        from moto.sqs.models import sqs_backends
-
-        for backend in sqs_backends["123456789012"].values():
-            for queue in backend.queues.values():
-                queue.lambda_event_source_mappings.clear()
-        sqs = self.client("sqs")
+        sqs = self.client("sqs")  # (moto's own trigger is off in the embedded AWS)
         functions = self._function_names()
         for mapping in self.template.of_type("AWS::Lambda::EventSourceMapping").values():
             props = mapping["Properties"]

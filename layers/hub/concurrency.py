@@ -45,7 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from hub import aws
 from hub.errors import ThrottledError, TransientError
@@ -135,18 +135,26 @@ class ConcurrencyBudget:
 
     # ------------------------------------------------------------------------------------------ public API
     @contextlib.contextmanager
-    def slot(self) -> Iterator[Lease]:
+    def slot(self, while_wanted: Callable[[], bool] | None = None) -> Iterator[Lease | None]:
         """Hold one slot for the duration of the ``with`` block (``ThrottledError`` if none frees in time).
 
         Re-entrant per thread: inside a ``with budget.slot():`` block, the same thread's nested ``slot()``
         (e.g. each request of a run of requests, through ``ConcurrencyTransport``) reuses the slot it holds
         instead of taking another. A worker that sends requests back to back holds one slot for the run:
-        one acquire and one release per run, not per request; it never has more than one in flight."""
+        one acquire and one release per run, not per request; it never has more than one in flight.
+
+        ``while_wanted``: asked between rounds of waiting; once it answers False the wait ends and the block
+        runs with ``None``, holding nothing (a worker whose batch the others finished meanwhile stops
+        waiting at once instead of taking a slot it no longer needs). Without it, the block always gets a
+        ``Lease``."""
         held: Lease | None = getattr(self._local, "lease", None)
         if held is not None:
             yield held
             return
-        lease = self.acquire()
+        lease = self.acquire(while_wanted)
+        if lease is None:
+            yield None
+            return
         self._local.lease = lease
         try:
             yield lease
@@ -154,8 +162,15 @@ class ConcurrencyBudget:
             self._local.lease = None
             self.release(lease)
 
-    def acquire(self) -> Lease:
-        """Take a free (or expired) slot, waiting up to ``acquire_timeout``; ``ThrottledError`` after that."""
+    @overload
+    def acquire(self) -> Lease: ...
+
+    @overload
+    def acquire(self, while_wanted: Callable[[], bool] | None) -> Lease | None: ...
+
+    def acquire(self, while_wanted: Callable[[], bool] | None = None) -> Lease | None:
+        """Take a free (or expired) slot, waiting up to ``acquire_timeout``; ``ThrottledError`` after that.
+        ``None`` once ``while_wanted`` answers False while waiting."""
         owner = uuid.uuid4().hex
         started = self._monotonic()
         deadline = started + self.acquire_timeout
@@ -180,6 +195,8 @@ class ConcurrencyBudget:
             round_number += 1
             ceiling = min(self._backoff_cap, self._backoff_base * 2 ** min(round_number - 1, 30))
             self._sleep(min(self._rng.uniform(0, ceiling), deadline - now))
+            if while_wanted is not None and not while_wanted():
+                return None
 
     def release(self, lease: Lease) -> bool:
         """Clear the lease if this acquisition still holds it; False if it was lost (expired) or not cleared."""

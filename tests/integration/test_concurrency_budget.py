@@ -186,6 +186,25 @@ def test_a_full_budget_raises_throttled_with_a_retry_after_once_its_deadline_pas
     assert waiter.acquire().slot == held[0].slot
 
 
+def test_a_waiter_no_longer_wanted_stops_waiting_holds_nothing_and_writes_nothing(ddb):
+    tables = Tables()
+    fake = FakeTime()
+    holder = budget(tables, 2, fake=fake)
+    held = [holder.acquire(), holder.acquire()]
+    tables.calls.clear()
+    waiter = budget(tables, 2, fake=fake, acquire_timeout=60.0)
+
+    with waiter.slot(lambda: len(fake.sleeps) < 3) as lease:
+        assert lease is None
+
+    assert len(fake.sleeps) == 3 and fake.mono < 60.0  # three rounds, then it stopped: no ThrottledError
+    assert tables.calls == {"query": 3}  # it only looked; nothing was taken or given back
+    assert {lease.slot for lease in holder.leases()} == {h.slot for h in held}
+    holder.release(held[0])
+    with waiter.slot(lambda: True) as lease:  # wanted, and a slot is free: an ordinary lease
+        assert lease is not None and lease.slot == held[0].slot
+
+
 def test_a_lease_its_holder_never_released_is_taken_over_once_expired(ddb):
     tables = Tables()
     fake = FakeTime()

@@ -363,3 +363,57 @@ def test_a_send_adds_its_message_under_the_queues_lock(sqs, monkeypatch):
     )
 
     assert held == [True, True, True]
+
+
+def test_conditional_writes_racing_on_one_item_let_exactly_one_writer_win(aws_env):
+    """Eight callers take the same budget slot at once, as the concurrency budget's callers do: the condition
+    lets one in per round. (Threads switch every 10 us here: unlocked, moto checks the condition and writes
+    in two steps, and two or more callers win a round within a few rounds.)"""
+    import sys
+    import threading
+
+    moto_speedups.install()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName="budget",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        rounds, callers = 40, 8
+        winners: dict[int, list[int]] = {n: [] for n in range(rounds)}
+        barrier = threading.Barrier(callers)
+
+        def take(caller: int) -> None:
+            client = boto3.client("dynamodb", region_name=REGION)
+            for n in range(rounds):
+                barrier.wait()
+                try:
+                    client.update_item(
+                        TableName="budget",
+                        Key={"pk": {"S": f"SLOT#{n}"}},
+                        UpdateExpression="SET #owner = :me",
+                        ConditionExpression="attribute_not_exists(#owner)",
+                        ExpressionAttributeNames={"#owner": "owner"},
+                        ExpressionAttributeValues={":me": {"N": str(caller)}},
+                    )
+                except client.exceptions.ConditionalCheckFailedException:
+                    continue
+                winners[n].append(caller)
+
+        threads = [threading.Thread(target=take, args=(c,)) for c in range(callers)]
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(interval)
+
+        assert {n: len(w) for n, w in winners.items()} == {n: 1 for n in range(rounds)}
+        for n, won in winners.items():
+            item = dynamodb.get_item(TableName="budget", Key={"pk": {"S": f"SLOT#{n}"}})["Item"]
+            assert item["owner"]["N"] == str(won[0])

@@ -68,6 +68,9 @@ SUITEQL_PATH = "/services/rest/query/v1/suiteql"
 SUITEQL_PAGE = 1000
 
 T = TypeVar("T")
+# ``hold(wanted)``: a context holding one budget slot, entered with None (holding nothing) if ``wanted()``
+# turns False while it waits for one (a ``ConcurrencyBudget.slot``)
+Hold = Callable[[Callable[[], bool]], contextlib.AbstractContextManager[Any]]
 HOLD_RENEW_SECONDS = 10.0  # a worker gives its budget slot back and takes one again this often (leases: 30 s)
 
 
@@ -158,7 +161,7 @@ class NetSuiteErp:
         service_item_id: str | None = None,
         project_tasks: bool = True,
         workers: int = 1,
-        hold: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+        hold: Hold | None = None,
     ) -> None:
         """Time and expenses: ``expense_category_ids`` (canonical category -> the account's expense
         category internal id) and ``tax_code_ids`` (the hub's tax code -> tax code internal id, or None where
@@ -170,7 +173,8 @@ class NetSuiteErp:
         (renewed every ``HOLD_RENEW_SECONDS``) instead of taking and giving back one per request: the budget's
         own calls fall from three per record to a few per batch, and the slot is never idle between two
         posts of a run. A worker that cannot get a slot stops; what no worker could post comes back as
-        ``ThrottledError``."""
+        ``ThrottledError``. A worker still waiting for a slot when the others have posted every item stops
+        waiting: the batch is done as soon as its last post is, not when its last worker gets a slot."""
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.system = system
@@ -259,7 +263,7 @@ class NetSuiteErp:
         self,
         items: Sequence[T],
         post: Callable[[T], PostingResult],
-        hold: Callable[[], contextlib.AbstractContextManager[Any]],
+        hold: Hold,
     ) -> list[PostingResult]:
         """Workers take the next item from one queue while each holds a budget slot (see ``hold``)."""
         pending: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -268,10 +272,15 @@ class NetSuiteErp:
         results: list[PostingResult | None] = [None] * len(items)
         refused: list[ThrottledError] = []
 
+        def wanted() -> bool:
+            return not pending.empty()
+
         def work() -> None:
             while not pending.empty():
                 try:
-                    with hold():
+                    with hold(wanted) as held:
+                        if held is None:  # the other workers posted the rest while this one waited
+                            return
                         renew_at = time.monotonic() + HOLD_RENEW_SECONDS
                         while time.monotonic() < renew_at:
                             try:

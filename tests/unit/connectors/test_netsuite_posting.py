@@ -3,9 +3,12 @@ documented shapes: one upsert per item, external ids with the version, per-item 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
+import threading
+import time
 from decimal import Decimal
 
 import httpx
@@ -310,6 +313,40 @@ def test_several_workers_post_in_parallel_and_keep_the_order(retry):
 
     assert [r.psa_id for r in results] == [f"TE-{n}" for n in range(20)]
     assert all(r.posted for r in results) and len(fake.puts()) == 20
+
+
+def test_workers_still_waiting_for_a_slot_stop_as_soon_as_the_others_have_posted_every_item(retry):
+    """One slot for three workers: the one holding it posts the whole batch, and the two waiting give up
+    their wait (their hold is entered with None) the moment no item is left, instead of waiting for a slot
+    they no longer need (which held every batch open until the budget freed up)."""
+    fake = FakeNetSuite()
+    items = [post_time(time_entry(psa_id=f"TE-{n}")) for n in range(12)]
+    holders: list[str] = []
+    waited: list[bool] = []
+    lock = threading.Lock()
+    all_asked = threading.Event()
+
+    @contextlib.contextmanager
+    def hold(wanted):
+        with lock:
+            first = not holders
+            holders.append("slot" if first else "waiting")
+            if len(holders) == 3:
+                all_asked.set()
+        if first:
+            assert all_asked.wait(5)  # the others are waiting before the first post
+            yield "lease"
+            return
+        while wanted():  # the only slot stays taken: wait until the batch no longer needs this worker
+            time.sleep(0.001)
+        with lock:
+            waited.append(True)
+        yield None
+
+    results = adapter(fake, retry, workers=3, hold=hold).post_time_entries(items)
+
+    assert all(r.posted for r in results) and len(fake.puts()) == 12
+    assert holders == ["slot", "waiting", "waiting"] and waited == [True, True]
 
 
 # ------------------------------------------------------------------------------------------ expense reports
