@@ -39,7 +39,7 @@ DEALS = 30
 OUTBOUND = 4
 MISSING_ENTITY = 17
 # The month end's workers per entity: 20 make about 2,040 entries, and the whole demo under three minutes on two
-# cores (the local stack runs every Lambda, moto and the sandboxes in one Python process).
+# cores (the local stack runs every Lambda and the sandboxes in one Python process, moto in another).
 MONTH_END_WORKERS = 20
 
 

@@ -506,8 +506,8 @@ class Consumers:
     @contextlib.contextmanager
     def others_paused(self) -> Iterator[None]:
         """The stack's other consumers (the closed-won intake) paused for the block. Their queue is empty, but
-        each local poller still long-polls it once a second, on the one process that also runs moto, every
-        Lambda and the sandboxes (in AWS the mapping polls outside our Lambdas)."""
+        each local poller still long-polls it once a second, in the process that also runs every Lambda and
+        the sandboxes (in AWS the mapping polls outside our Lambdas)."""
         mine = set(map(id, self.pollers()))
         others = [p for p in self.stack.pollers if id(p) not in mine]
         for poller in others:

@@ -4,8 +4,7 @@ DynamoDB calls a minute), and nothing else: same answers, less work per call.
 moto re-derives "now" through two naive ``datetime`` conversions each time it asks whether one message is
 visible or delayed, and ``ReceiveMessage`` first builds the list of *every* visible message before taking
 ten. With 20,000 messages on a queue and a few pollers, that is millions of datetime conversions a second,
-and the embedded AWS (one process, one GIL, shared with the handlers) spends its time there instead of
-serving the hub. Here:
+and the embedded AWS (one process, one GIL) spends its time there instead of serving the hub. Here:
 
 1. ``unix_time_millis()`` with no argument, as the SQS models call it, is ``time.time() * 1000`` (the same
    epoch milliseconds; with an argument it is moto's own);

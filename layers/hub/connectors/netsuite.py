@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import queue
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -265,12 +266,17 @@ class NetSuiteErp:
         post: Callable[[T], PostingResult],
         hold: Hold,
     ) -> list[PostingResult]:
-        """Workers take the next item from one queue while each holds a budget slot (see ``hold``)."""
+        """Workers take the next item from one queue while each holds a budget slot (see ``hold``). One worker
+        of the batch at a time waits for a slot; the next starts waiting once it has one: the batch still
+        grows to every slot that is free, while on a full pool each batch has one waiter reading the budget,
+        not one per worker (at month end, ten batches of five workers read it once per entry posted)."""
         pending: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in range(len(items)):
             pending.put(index)
         results: list[PostingResult | None] = [None] * len(items)
         refused: list[ThrottledError] = []
+
+        turn = threading.Lock()  # one worker of the batch at a time waits for a slot
 
         def wanted() -> bool:
             return not pending.empty()
@@ -278,7 +284,9 @@ class NetSuiteErp:
         def work() -> None:
             while not pending.empty():
                 try:
-                    with hold(wanted) as held:
+                    with contextlib.ExitStack() as holding:
+                        with turn:
+                            held = holding.enter_context(hold(wanted))
                         if held is None:  # the other workers posted the rest while this one waited
                             return
                         renew_at = time.monotonic() + HOLD_RENEW_SECONDS
