@@ -6,10 +6,9 @@ together wanted more than one core. Here moto gets its own process (and so the m
 
 - ``python -m local.embedded_aws --port P --runtime-url U`` serves moto on ``127.0.0.1:P`` with the local
   stack's speed-ups (``local/moto_speedups.py``), each client connection kept open between requests
-  (``_KeepAliveWsgi``), hands every Lambda invocation (Invoke, Step Functions tasks)
-  to the handlers' process at ``U`` (``lambda_runtime.install_forwarding``), and leaves SQS -> Lambda to the
-  local stack's pollers: moto's own trigger (one message at a time inside SendMessage, failures dropped) is
-  off;
+  (``_KeepAliveWsgi``); it hands every Lambda invocation (Invoke, Step Functions tasks) to the handlers'
+  process at ``U`` (``lambda_runtime.install_forwarding``) and leaves SQS -> Lambda to the local stack's
+  pollers: moto's own trigger (one message at a time inside SendMessage, failures dropped) is off;
 - ``EmbeddedAws`` starts it from the local stack, waits until it answers, and stops it; the process also
   stops by itself when the process that started it is gone (a killed ``make local`` leaves nothing behind).
 

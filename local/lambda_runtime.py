@@ -94,9 +94,13 @@ def registered(function_name: str) -> Handler | None:
 
 
 def clear() -> None:
+    """Forget every handler and the modules ``load_handler`` imported: the next stack's functions start cold,
+    as a new deployment's do (a handler keeps its wiring, clients and table names, per container)."""
     with _lock:
         _handlers.clear()
         invocations.clear()
+        for name in [m for m in sys.modules if m == "pshub_functions" or m.startswith("pshub_functions.")]:
+            del sys.modules[name]
 
 
 @dataclass(frozen=True)

@@ -113,3 +113,45 @@ def test_the_process_is_gone_once_stopped(aws_env):
 
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{aws.endpoint}/moto-api/data.json", timeout=2)
+
+
+def test_the_process_stops_by_itself_when_the_process_that_started_it_is_killed(aws_env):
+    """A ``make local`` killed outright (no cleanup runs) leaves no moto server behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from local.embedded_aws import ROOT
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from local.embedded_aws import EmbeddedAws\n"
+            "aws = EmbeddedAws(int(sys.argv[1]), 'http://127.0.0.1:9').start()\n"
+            "print('up', flush=True)\n"
+            "time.sleep(600)\n",
+            str(port := free_port()),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "up"
+        assert httpx.get(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=5).status_code == 200
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/moto-api/data.json", timeout=1)
+            except httpx.TransportError:
+                return
+            time.sleep(0.2)
+        pytest.fail("the embedded AWS outlived the process that started it")
+    finally:
+        if parent.poll() is None:
+            parent.kill()

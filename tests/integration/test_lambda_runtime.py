@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import boto3
 import moto
@@ -59,3 +60,18 @@ def test_an_exception_becomes_the_lambda_error_payload_named_by_its_class(functi
 def test_a_function_without_a_registered_handler_fails_loudly(function):
     answer = boto3.client("lambda", region_name=REGION).invoke(FunctionName=function, Payload=b"{}")
     assert json.loads(answer["Payload"].read())["errorType"] == "HandlerNotRegistered"
+
+
+def test_clear_forgets_the_loaded_handler_modules_so_the_next_stack_starts_cold():
+    """A handler caches its wiring (clients, table names, endpoints) per container: a second local stack in
+    the same process (``make bench`` runs two) must not reuse the first one's."""
+    first = lambda_runtime.load_handler("posting_sweep")
+    module = sys.modules[first.__module__]
+    assert lambda_runtime.load_handler("posting_sweep") is first  # one container: loaded once
+
+    lambda_runtime.clear()
+
+    again = lambda_runtime.load_handler("posting_sweep")
+    assert first.__module__ not in sys.modules or sys.modules[first.__module__] is not module
+    assert again is not first and sys.modules[again.__module__] is not module
+    lambda_runtime.clear()
