@@ -194,11 +194,17 @@ class LocalStack:
         )
         self._post_json("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         lambda_runtime.ENV_OVERRIDES.update({"LOG_LEVEL": "WARNING"} if self.quiet else {})
+        from aws_lambda_powertools.utilities.parameters import clear_caches
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
         from hub import aws
         from hub.settings import load
 
+        # a new deployment: no client, setting or secret provider of an earlier stack in this process
         aws.reset_all()
         load.cache_clear()
+        clear_caches()
+        DEFAULT_PROVIDERS.clear()  # Powertools' secret provider keeps the boto3 client of its first use
 
         self._progress("synthesizing the CDK app")
         assembly = synthesize(self.workdir / "cdk.out")
