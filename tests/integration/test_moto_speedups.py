@@ -31,6 +31,22 @@ def sqs(aws_env):
         yield client, queue, dlq
 
 
+def run_switching_fast(threads):
+    """Start the threads and wait for them with threads switching every 10 us (not every 5 ms), so an unlocked
+    race in moto shows within one run."""
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def count(client, url, name="ApproximateNumberOfMessages"):
     return int(client.get_queue_attributes(QueueUrl=url, AttributeNames=[name])["Attributes"][name])
 
@@ -118,7 +134,6 @@ def test_the_server_finds_each_hosts_backend_once_and_still_routes_every_service
 def test_pollers_receiving_at_once_never_get_the_same_message(sqs):
     """Eight pollers on one queue, as the local stack runs them: every message goes to exactly one. (Threads
     switch every 10 us here, not every 5 ms, so an unlocked receive shows its race within one run.)"""
-    import sys
     import threading
 
     client, queue, _ = sqs
@@ -140,16 +155,7 @@ def test_pollers_receiving_at_once_never_get_the_same_message(sqs):
             with lock:
                 got.extend(m["Body"] for m in messages)
 
-    threads = [threading.Thread(target=poll) for _ in range(8)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_switching_fast([threading.Thread(target=poll) for _ in range(8)])
 
     assert len(got) == 400 and len(set(got)) == 400
 
@@ -369,7 +375,6 @@ def test_conditional_writes_racing_on_one_item_let_exactly_one_writer_win(aws_en
     """Eight callers take the same budget slot at once, as the concurrency budget's callers do: the condition
     lets one in per round. (Threads switch every 10 us here: unlocked, moto checks the condition and writes
     in two steps, and two or more callers win a round within a few rounds.)"""
-    import sys
     import threading
 
     moto_speedups.install()
@@ -402,16 +407,7 @@ def test_conditional_writes_racing_on_one_item_let_exactly_one_writer_win(aws_en
                     continue
                 winners[n].append(caller)
 
-        threads = [threading.Thread(target=take, args=(c,)) for c in range(callers)]
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(1e-5)
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            sys.setswitchinterval(interval)
+        run_switching_fast([threading.Thread(target=take, args=(c,)) for c in range(callers)])
 
         assert {n: len(w) for n, w in winners.items()} == {n: 1 for n in range(rounds)}
         for n, won in winners.items():

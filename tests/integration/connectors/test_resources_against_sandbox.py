@@ -45,14 +45,7 @@ def kantata() -> KantataSandbox:
 
 @pytest.fixture
 def pool(kantata: KantataSandbox) -> KantataResources:
-    return KantataResources(
-        httpx.Client(transport=kantata.transport()),
-        token=TOKEN,
-        base_url=KANTATA_URL,
-        retry=RetryPolicy(sleep=lambda seconds: None),
-        email_for=rm.invitation_email("{hcm_id}@staff.example"),
-        account_currency="USD",
-    )
+    return pool_for(kantata)
 
 
 @pytest.fixture
